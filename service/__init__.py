@@ -1,0 +1,1 @@
+"""fncall: OpenAI-compatible function calling on Triton Inference Server + ONNX Runtime."""

@@ -1,0 +1,48 @@
+"""The seam between ChatService and the inference engine (Triton): token ids in, token ids out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+FinishReason = Literal["stop", "length", "cancelled"]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Per-request decoding parameters, already validated by the service."""
+
+    max_tokens: int
+    temperature: float = 1.0  # 0 means greedy
+    top_p: float = 1.0
+    top_k: int = 0  # 0 means no top-k cut
+    seed: int | None = None
+    stop_token_ids: tuple[int, ...] = ()
+    grammar: str | None = None  # reserved for constrained decoding (JSON spec, see grammar.py)
+
+
+@dataclass(frozen=True)
+class GenerationChunk:
+    """New tokens of one sequence; the last chunk carries ``finish_reason``."""
+
+    token_ids: list[int]
+    finish_reason: FinishReason | None = None
+    prompt_tokens: int = 0
+
+
+class Engine(Protocol):
+    """Streams generated token ids for one prompt from one Triton model.
+
+    ``generate`` raises ``service.errors`` types: ``InvalidRequest`` (e.g. prompt over the
+    context), ``Overloaded`` (queue full), ``Unavailable`` (Triton down). Closing the iterator
+    early (``aclose``) cancels the request in Triton and frees its KV slot.
+    """
+
+    def generate(
+        self, model: str, prompt_ids: Sequence[int], params: SamplingParams
+    ) -> AsyncIterator[GenerationChunk]: ...
+
+    async def is_ready(self, model: str) -> bool: ...
+
+    async def close(self) -> None: ...
