@@ -1,0 +1,1 @@
+"""Build a Triton model repository entry (ONNX model, tokenizer, chat template, model card)."""
