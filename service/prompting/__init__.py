@@ -1,0 +1,1 @@
+"""Prompting: chat templates (sandboxed Jinja2) and safe prompt tokenization."""
