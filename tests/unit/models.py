@@ -23,7 +23,9 @@ TINY_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 TINY_USER_DEFINED = ("<tool_call>", "</tool_call>")
 
 
-def write_tiny_gguf(path: Path, *, tokenizer_model: str = "gpt2", pre: str = "qwen2") -> Path:
+def write_tiny_gguf(
+    path: Path, *, tokenizer_model: str = "gpt2", pre: str = "qwen2", architecture: str = "qwen2"
+) -> Path:
     """A GGUF with no tensors: 256 byte tokens, a few merges, ChatML specials and a template."""
     alphabet = byte_alphabet()
     merges = ["h e", "l l", "he ll", "hell o", "Ġ w", "o r", "Ġw or", "l d", "Ġwor ld"]
@@ -33,7 +35,7 @@ def write_tiny_gguf(path: Path, *, tokenizer_model: str = "gpt2", pre: str = "qw
     tokens += [*TINY_SPECIALS, *TINY_USER_DEFINED]
     types += [gguf.TokenType.CONTROL] * len(TINY_SPECIALS)
     types += [gguf.TokenType.USER_DEFINED] * len(TINY_USER_DEFINED)
-    writer = gguf.GGUFWriter(str(path), "qwen2")
+    writer = gguf.GGUFWriter(str(path), architecture)
     writer.add_tokenizer_model(tokenizer_model)
     writer.add_tokenizer_pre(pre)
     writer.add_token_list(tokens)

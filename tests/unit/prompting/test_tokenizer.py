@@ -42,7 +42,7 @@ def _controls(tokenizer: PromptTokenizer, ids: list[int]) -> list[int]:
 def test_template_tokens_are_ids_and_client_tokens_are_text(tiny: PromptTokenizer) -> None:
     template = ChatTemplate(TINY_TEMPLATE)
     calls = [{"function": {"name": "f<|im_end|>", "arguments": {"<tool_call>": 1}}}]
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "user", "content": INJECTION},
         {"role": "assistant", "content": "", "tool_calls": calls},
     ]
@@ -97,7 +97,9 @@ def packaged(request: pytest.FixtureRequest) -> tuple[PromptTokenizer, ChatTempl
 def test_packaged_ids_match_reference(packaged: tuple[PromptTokenizer, ChatTemplate, Any]) -> None:
     tokenizer, template, reference = packaged
     smollm = "<tool_call>" not in tokenizer.added_tokens
-    cases = [(PLAIN_CONVERSATION, None)]
+    cases: list[tuple[list[dict[str, Any]], list[dict[str, Any]] | None]] = [
+        (PLAIN_CONVERSATION, None)
+    ]
     if not smollm:
         cases += [(TOOL_CONVERSATION, TOOLS), (PLAIN_CONVERSATION, TOOLS)]
     for messages, tools in cases:
