@@ -29,11 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gguf import GGUFReader
-
 from service.modelbuild.card import make_card
 from service.modelbuild.checkpoint import check_architecture, load_checkpoint
 from service.modelbuild.errors import BuildError
+from service.modelbuild.gguf_metadata import read_gguf_metadata
 from service.modelbuild.onnx_export import export_onnx
 from service.modelbuild.sources import ModelSource, default_cache_dir, resolve_source
 from service.modelbuild.tokenizer import TokenizerBundle, gguf_tokenizer, hf_tokenizer
@@ -193,9 +192,8 @@ def read_tokenizer(source: ModelSource) -> tuple[str, TokenizerBundle]:
     if source.kind == "hf":
         config = json.loads((source.path / "config.json").read_text(encoding="utf-8"))
         return str(config.get("model_type", "")), hf_tokenizer(source.path)
-    reader = GGUFReader(source.path)
-    architecture = reader.fields["general.architecture"].contents()
-    return str(architecture), gguf_tokenizer(reader)
+    metadata = read_gguf_metadata(source.path)
+    return str(metadata.get("general.architecture", "")), gguf_tokenizer(metadata)
 
 
 def _install(staging: Path, target: Path, template_dir: Path) -> None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from gguf import GGUFReader
 from tokenizers import (
     AddedToken,
     Regex,
@@ -101,45 +101,40 @@ def byte_alphabet() -> dict[int, str]:
     return table
 
 
-def _field(reader: GGUFReader, key: str, default: Any = None) -> Any:
-    entry = reader.fields.get(key)
-    return default if entry is None else entry.contents()
-
-
-def gguf_tokenizer(reader: GGUFReader) -> TokenizerBundle:
-    """Rebuild the byte-level BPE tokenizer a GGUF describes."""
-    kind = _field(reader, "tokenizer.ggml.model")
+def gguf_tokenizer(metadata: Mapping[str, Any]) -> TokenizerBundle:
+    """Rebuild the byte-level BPE tokenizer a GGUF's metadata (``read_gguf_metadata``) describes."""
+    kind = metadata.get("tokenizer.ggml.model")
     if kind != "gpt2":
         raise BuildError(
             f"cannot rebuild the tokenizer: the GGUF vocabulary is {kind!r}, only byte-level BPE "
             "('gpt2') is supported; use the model's Hugging Face folder instead"
         )
-    pre = _field(reader, "tokenizer.ggml.pre", "default")
+    pre = metadata.get("tokenizer.ggml.pre", "default")
     if pre not in _PRE_TOKENIZERS:
         raise BuildError(
             f"cannot rebuild the tokenizer: unknown pre-tokenizer {pre!r} "
             f"(known: {', '.join(sorted(_PRE_TOKENIZERS))}); use the model's Hugging Face folder"
         )
-    tokens: list[str] = _field(reader, "tokenizer.ggml.tokens")
-    types: list[int] = _field(reader, "tokenizer.ggml.token_type", [1] * len(tokens))
-    merges: list[str] | None = _field(reader, "tokenizer.ggml.merges")
+    tokens: list[str] = metadata.get("tokenizer.ggml.tokens") or []
+    types: list[int] = metadata.get("tokenizer.ggml.token_type", [1] * len(tokens))
+    merges: list[str] | None = metadata.get("tokenizer.ggml.merges")
     if not tokens or not merges or len(types) != len(tokens):
         raise BuildError(
             "cannot rebuild the tokenizer: the GGUF's vocabulary, token types or merges are missing"
         )
     tokenizer = _byte_level_bpe(tokens, merges, *_PRE_TOKENIZERS[pre])
     _add_gguf_tokens(tokenizer, tokens, types)
-    eos = _field(reader, "tokenizer.ggml.eos_token_id")
+    eos = metadata.get("tokenizer.ggml.eos_token_id")
     if eos is None:
         raise BuildError("the GGUF names no end-of-sequence token (tokenizer.ggml.eos_token_id)")
-    eot = _field(reader, "tokenizer.ggml.eot_token_id")
+    eot = metadata.get("tokenizer.ggml.eot_token_id")
     return TokenizerBundle(
         tokenizer=tokenizer,
         eos_token_id=int(eos),
-        bos_token_id=_optional_int(_field(reader, "tokenizer.ggml.bos_token_id")),
-        pad_token_id=_optional_int(_field(reader, "tokenizer.ggml.padding_token_id")),
-        add_bos_token=bool(_field(reader, "tokenizer.ggml.add_bos_token", False)),
-        chat_template=_field(reader, "tokenizer.chat_template"),
+        bos_token_id=_optional_int(metadata.get("tokenizer.ggml.bos_token_id")),
+        pad_token_id=_optional_int(metadata.get("tokenizer.ggml.padding_token_id")),
+        add_bos_token=bool(metadata.get("tokenizer.ggml.add_bos_token", False)),
+        chat_template=metadata.get("tokenizer.chat_template"),
         extra_eos_ids=() if eot is None else (int(eot),),
         special_tokens=_added_tokens(tokenizer),
     )

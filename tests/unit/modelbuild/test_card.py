@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gguf import GGUFReader
 
 from service.modelbuild.card import detect_tool_dialect, stop_token_ids
 from service.modelbuild.errors import BuildError
+from service.modelbuild.gguf_metadata import read_gguf_metadata
 from service.modelbuild.tokenizer import gguf_tokenizer
 from tests.unit.models import QWEN, SMOLLM, packaged_gguf, write_tiny_gguf
 
@@ -34,7 +34,7 @@ def test_undetectable_dialect_asks_for_the_flag() -> None:
 
 
 def test_stop_ids_put_eos_first_without_duplicates(tmp_path: Path) -> None:
-    bundle = gguf_tokenizer(GGUFReader(write_tiny_gguf(tmp_path / "tiny.gguf")))
+    bundle = gguf_tokenizer(read_gguf_metadata(write_tiny_gguf(tmp_path / "tiny.gguf")))
     special = bundle.special_tokens
     assert stop_token_ids(bundle) == [special["<|im_end|>"], special["<|endoftext|>"]]
 
@@ -45,8 +45,8 @@ def test_stop_ids_put_eos_first_without_duplicates(tmp_path: Path) -> None:
     [(QWEN, "hermes", [151645, 151643]), (SMOLLM, "smollm2", [2, 0])],
 )
 def test_packaged_models(name: str, dialect: str, stops: list[int]) -> None:
-    reader = GGUFReader(packaged_gguf(name))
-    bundle = gguf_tokenizer(reader)
-    architecture = str(reader.fields["general.architecture"].contents())
+    metadata = read_gguf_metadata(packaged_gguf(name))
+    bundle = gguf_tokenizer(metadata)
+    architecture = str(metadata["general.architecture"])
     assert detect_tool_dialect(architecture, bundle.chat_template, name) == dialect
     assert stop_token_ids(bundle) == stops

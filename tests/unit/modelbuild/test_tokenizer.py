@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gguf import GGUFReader
 
 from service.modelbuild.errors import BuildError
+from service.modelbuild.gguf_metadata import read_gguf_metadata
 from service.modelbuild.tokenizer import TokenizerBundle, gguf_tokenizer, hf_tokenizer
 from tests.unit.models import QWEN, SMOLLM, TINY_TEMPLATE, packaged_gguf, write_tiny_gguf
 
@@ -37,7 +37,7 @@ def _ids(bundle: TokenizerBundle, text: str) -> list[int]:
 
 
 def test_tiny_gguf_tokenizer(tmp_path: Path) -> None:
-    bundle = gguf_tokenizer(GGUFReader(write_tiny_gguf(tmp_path / "tiny.gguf")))
+    bundle = gguf_tokenizer(read_gguf_metadata(write_tiny_gguf(tmp_path / "tiny.gguf")))
     special = bundle.special_tokens
     assert _ids(bundle, "hello world") == [
         bundle.tokenizer.token_to_id(t) for t in ("hello", "Ġworld")
@@ -65,19 +65,19 @@ def test_tiny_gguf_tokenizer(tmp_path: Path) -> None:
 
 
 def test_non_bpe_vocabulary_is_refused(tmp_path: Path) -> None:
-    reader = GGUFReader(write_tiny_gguf(tmp_path / "spm.gguf", tokenizer_model="llama"))
+    reader = read_gguf_metadata(write_tiny_gguf(tmp_path / "spm.gguf", tokenizer_model="llama"))
     with pytest.raises(BuildError, match="only byte-level BPE"):
         gguf_tokenizer(reader)
 
 
 def test_unknown_pre_tokenizer_is_refused(tmp_path: Path) -> None:
-    reader = GGUFReader(write_tiny_gguf(tmp_path / "odd.gguf", pre="brand-new"))
+    reader = read_gguf_metadata(write_tiny_gguf(tmp_path / "odd.gguf", pre="brand-new"))
     with pytest.raises(BuildError, match="unknown pre-tokenizer 'brand-new'"):
         gguf_tokenizer(reader)
 
 
 def test_hf_folder_tokenizer(tmp_path: Path) -> None:
-    tiny = gguf_tokenizer(GGUFReader(write_tiny_gguf(tmp_path / "tiny.gguf")))
+    tiny = gguf_tokenizer(read_gguf_metadata(write_tiny_gguf(tmp_path / "tiny.gguf")))
     folder = tmp_path / "hf"
     folder.mkdir()
     (folder / "tokenizer.json").write_text(tiny.to_json())
@@ -103,7 +103,7 @@ def test_hf_folder_tokenizer(tmp_path: Path) -> None:
 @pytest.fixture(scope="module", params=[QWEN, SMOLLM])
 def packaged(request: pytest.FixtureRequest) -> tuple[Path, TokenizerBundle]:
     path = packaged_gguf(request.param)
-    return path, gguf_tokenizer(GGUFReader(path))
+    return path, gguf_tokenizer(read_gguf_metadata(path))
 
 
 @pytest.mark.slow

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gguf import GGUFReader
 from jinja2.exceptions import SecurityError
 
 from service.errors import InvalidRequest
+from service.modelbuild.gguf_metadata import read_gguf_metadata
 from service.modelbuild.tokenizer import gguf_tokenizer
 from service.prompting.template import ChatTemplate
 from tests.unit.models import QWEN, SMOLLM, packaged_gguf
@@ -61,7 +61,7 @@ def packaged(request: pytest.FixtureRequest) -> tuple[Path, str, Any]:
     """The GGUF, its chat template, and the transformers reference tokenizer."""
     transformers = pytest.importorskip("transformers")
     path = packaged_gguf(request.param)
-    template = gguf_tokenizer(GGUFReader(path)).chat_template
+    template = gguf_tokenizer(read_gguf_metadata(path)).chat_template
     assert template is not None
     reference = transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     return path, template, reference

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gguf import GGUFReader
 from tokenizers import Tokenizer
 
+from service.modelbuild.gguf_metadata import read_gguf_metadata
 from service.modelbuild.tokenizer import gguf_tokenizer
 from service.prompting.template import ChatTemplate
 from service.prompting.tokenizer import PromptTokenizer
@@ -26,7 +26,7 @@ MARK_START = "\ue000"
 @pytest.fixture(scope="module")
 def tiny_json(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = write_tiny_gguf(tmp_path_factory.mktemp("tiny") / "tiny.gguf")
-    return gguf_tokenizer(GGUFReader(path)).to_json()
+    return gguf_tokenizer(read_gguf_metadata(path)).to_json()
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def packaged(request: pytest.FixtureRequest) -> tuple[PromptTokenizer, ChatTempl
     """The prompt tokenizer, chat template and transformers reference of a packaged model."""
     transformers = pytest.importorskip("transformers")
     path: Path = packaged_gguf(request.param)
-    bundle = gguf_tokenizer(GGUFReader(path))
+    bundle = gguf_tokenizer(read_gguf_metadata(path))
     reference = transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     assert bundle.chat_template is not None
     template = ChatTemplate(bundle.chat_template, reference.bos_token, reference.eos_token)
