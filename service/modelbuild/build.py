@@ -93,6 +93,11 @@ def build_model(options: BuildOptions, progress: Progress) -> BuildResult:
     """Build (or confirm current) ``<repository>/<name>`` from ``options.source``."""
     if not options.name or options.name != Path(options.name).name or options.name.startswith("."):
         raise BuildError(f"invalid Triton model name {options.name!r}")
+    if not options.template_dir.is_dir():
+        raise BuildError(
+            f"the Triton model template {options.template_dir} is missing; "
+            "build from a source checkout"
+        )
     source = resolve_source(options.source, options.cache_dir or default_cache_dir(), progress)
     target = options.repository / options.name
     stamp = _stamp(source, options.precision)
@@ -216,10 +221,6 @@ def _install(staging: Path, target: Path, template_dir: Path) -> None:
 
 def _sync_template(template_dir: Path, target: Path) -> None:
     """Copy the template's files (config.pbtxt, 1/model.py, ...) where they differ."""
-    if not template_dir.is_dir():
-        raise BuildError(
-            f"the Triton model template {template_dir} is missing; build from a source checkout"
-        )
     if target.resolve() == template_dir.resolve():
         return
     skip = {*ARTIFACTS, STAMP_FILE}

@@ -190,6 +190,15 @@ def test_unsupported_architecture(
     assert converter.exports == 0
 
 
+def test_missing_template_fails_before_converting(
+    tmp_path: Path, template_dir: Path, converter: FakeConverter
+) -> None:
+    options = _options(tmp_path, template_dir, template_dir=tmp_path / "nowhere")
+    with pytest.raises(BuildError, match=r"template .* is missing"):
+        build_model(options, _quiet)
+    assert converter.exports == 0
+
+
 @pytest.mark.parametrize("name", ["", "a/b", "..", ".hidden"])
 def test_invalid_model_name(tmp_path: Path, template_dir: Path, name: str) -> None:
     with pytest.raises(BuildError, match="invalid Triton model name"):
