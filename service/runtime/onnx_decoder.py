@@ -1,0 +1,296 @@
+"""The ONNX Runtime implementation of :class:`KVDecoder` over the graph of ``onnx_export``.
+
+The KV cache is preallocated once per layer as ``[num_slots, kv_heads, max_seq, head_dim]``
+(numpy on CPU, device memory with CUDA). Slots ``a..b`` are one contiguous block of it, so a
+graph call over those slots binds ``past`` and ``present`` to the same memory and
+``GroupQueryAttention`` writes the new keys/values in place: nothing is ever copied or re-packed.
+
+Decode rows (one new token) of all slots run as one batched call per run of nearby slots; free
+slots inside a run ride along as dummy rows (their write lands past their length, where it is
+overwritten before it is ever read). Prefill rows run on their own, chunked.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PREFILL_CHUNK = 512
+DEFAULT_MAX_GAP = 4
+_ROTARY_INITIALIZER = "rotary.cos"
+
+
+def physical_cores() -> int:
+    """Physical cores this process may run on (hyper-threads counted once)."""
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+    cores = set()
+    for cpu in allowed:
+        siblings = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list")
+        try:
+            cores.add(siblings.read_text().strip())
+        except OSError:
+            return len(allowed)
+    return max(1, len(cores) or (os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One graph run over the contiguous slots ``start .. start + count``."""
+
+    start: int
+    count: int
+    input_ids: np.ndarray  # int64 [count, seq]
+    seqlens_k: np.ndarray  # int32 [count]
+    logits_index: np.ndarray  # int64 [count]
+
+
+class OnnxDecoder:
+    """A :class:`KVDecoder` running ``model.onnx`` on ONNX Runtime (CPU or CUDA EP)."""
+
+    def __init__(
+        self,
+        model_path: Path,
+        num_slots: int,
+        max_seq_len: int,
+        *,
+        provider: str = "cpu",
+        intra_op_threads: int | None = None,
+        prefill_chunk: int = DEFAULT_PREFILL_CHUNK,
+        max_gap: int = DEFAULT_MAX_GAP,
+    ) -> None:
+        model_path = Path(model_path)
+        limit = _rotary_positions(model_path)
+        if max_seq_len > limit:
+            raise ValueError(f"max_seq_len {max_seq_len} exceeds the model's {limit} positions")
+        self._num_slots = num_slots
+        self._max_seq_len = max_seq_len
+        self._prefill_chunk = max(1, prefill_chunk)
+        self._max_gap = max_gap
+        self._session, self._device = _open_session(model_path, provider, intra_op_threads)
+        self._binding = self._session.io_binding()
+        self._lengths = np.zeros(num_slots, dtype=np.int64)
+        self._describe_graph()
+        self._allocate_cache()
+        logger.info(
+            "OnnxDecoder %s on %s: %d slots x %d tokens, %d layers, KV %s (%.0f MiB)",
+            model_path,
+            self._device,
+            num_slots,
+            max_seq_len,
+            self._num_layers,
+            self._kv_dtype.__name__,
+            self._cache_bytes / 2**20,
+        )
+
+    # -- KVDecoder -----------------------------------------------------------------------------
+
+    @property
+    def num_slots(self) -> int:
+        return self._num_slots
+
+    @property
+    def max_seq_len(self) -> int:
+        return self._max_seq_len
+
+    @property
+    def vocab_size(self) -> int:
+        return self._vocab_size
+
+    def length(self, slot: int) -> int:
+        return int(self._lengths[slot])
+
+    def reset(self, slot: int) -> None:
+        self._lengths[slot] = 0
+
+    def step(self, slots: Sequence[int], tokens: Sequence[Sequence[int]]) -> np.ndarray:
+        self._check(slots, tokens)
+        logits = np.empty((len(slots), self._vocab_size), dtype=np.float32)
+        decode_rows = [row for row, toks in enumerate(tokens) if len(toks) == 1]
+        for row, toks in enumerate(tokens):
+            if len(toks) > 1:
+                logits[row] = self._prefill(slots[row], toks)
+        for group in self._decode_groups([slots[row] for row in decode_rows], decode_rows):
+            self._decode(group, slots, tokens, logits)
+        return logits
+
+    # -- graph calls ---------------------------------------------------------------------------
+
+    def _prefill(self, slot: int, tokens: Sequence[int]) -> np.ndarray:
+        """Append a prompt (in chunks) to one slot; the logits of its last token."""
+        ids = np.asarray(tokens, dtype=np.int64)
+        out = np.empty(0, dtype=np.float32)
+        for begin in range(0, len(ids), self._prefill_chunk):
+            chunk = ids[begin : begin + self._prefill_chunk]
+            total = self._lengths[slot] + len(chunk)
+            call = _Call(
+                slot,
+                1,
+                chunk[None, :],
+                np.array([total - 1], dtype=np.int32),
+                np.array([len(chunk) - 1], dtype=np.int64),
+            )
+            out = self._run(call)[0]
+            self._lengths[slot] = total
+        return out
+
+    def _decode(
+        self,
+        group: list[int],
+        slots: Sequence[int],
+        tokens: Sequence[Sequence[int]],
+        logits: np.ndarray,
+    ) -> None:
+        """One batched call for decode rows whose slots lie in one run (gaps as dummy rows)."""
+        first, last = slots[group[0]], slots[group[-1]]
+        count = last - first + 1
+        ids = np.zeros((count, 1), dtype=np.int64)
+        for row in group:
+            ids[slots[row] - first, 0] = tokens[row][0]
+        seqlens = self._lengths[first : last + 1].astype(np.int32)
+        self._run(_Call(first, count, ids, seqlens, np.zeros(count, dtype=np.int64)))
+        for row in group:
+            logits[row] = self._logits[slots[row] - first]
+            self._lengths[slots[row]] += 1
+
+    def _run(self, call: _Call) -> np.ndarray:
+        """Bind the cache block of ``call``'s slots as past and present; run; return logits."""
+        binding, device = self._binding, self._device
+        binding.bind_cpu_input("input_ids", call.input_ids)
+        binding.bind_cpu_input("seqlens_k", call.seqlens_k)
+        total = np.array(int(call.seqlens_k.max()) + 1, dtype=np.int32)
+        binding.bind_cpu_input("total_sequence_length", total)
+        binding.bind_cpu_input("logits_index", call.logits_index)
+        shape = [call.count, self._kv_heads, self._max_seq_len, self._head_dim]
+        offset = call.start * self._slot_bytes
+        for layer, pointers in enumerate(self._cache_ptrs):
+            for kind, pointer in zip(("key", "value"), pointers, strict=True):
+                address = pointer + offset
+                binding.bind_input(
+                    f"past_key_values.{layer}.{kind}", device, 0, self._kv_dtype, shape, address
+                )
+                binding.bind_output(
+                    f"present.{layer}.{kind}", device, 0, self._kv_dtype, shape, address
+                )
+        if device == "cpu":
+            logits = self._logits[: call.count]
+            binding.bind_output(
+                "logits", "cpu", 0, np.float32, list(logits.shape), logits.ctypes.data
+            )
+            self._session.run_with_iobinding(binding)
+            return logits
+        binding.bind_output("logits", device)
+        self._session.run_with_iobinding(binding)
+        binding.synchronize_outputs()
+        self._logits[: call.count] = binding.get_outputs()[-1].numpy()
+        return self._logits[: call.count]
+
+    # -- planning ------------------------------------------------------------------------------
+
+    def _decode_groups(self, decode_slots: list[int], rows: list[int]) -> list[list[int]]:
+        """Rows sorted by slot, split where a gap is wider than ``max_gap`` or holds a full slot."""
+        order = sorted(range(len(rows)), key=lambda i: decode_slots[i])
+        groups: list[list[int]] = []
+        prev = -1
+        for i in order:
+            slot = decode_slots[i]
+            if groups and self._can_bridge(prev, slot):
+                groups[-1].append(rows[i])
+            else:
+                groups.append([rows[i]])
+            prev = slot
+        return groups
+
+    def _can_bridge(self, prev: int, slot: int) -> bool:
+        """Whether the free slots strictly between ``prev`` and ``slot`` can ride as dummy rows."""
+        if slot - prev - 1 > self._max_gap:
+            return False
+        return bool(np.all(self._lengths[prev + 1 : slot] < self._max_seq_len))
+
+    def _check(self, slots: Sequence[int], tokens: Sequence[Sequence[int]]) -> None:
+        if len(slots) != len(tokens) or len(set(slots)) != len(slots):
+            raise ValueError("step needs one token list per slot and distinct slots")
+        for slot, toks in zip(slots, tokens, strict=True):
+            if not 0 <= slot < self._num_slots:
+                raise ValueError(f"slot {slot} out of range 0..{self._num_slots - 1}")
+            if not toks:
+                raise ValueError(f"slot {slot}: no tokens to append")
+            if self._lengths[slot] + len(toks) > self._max_seq_len:
+                raise ValueError(
+                    f"slot {slot}: {self._lengths[slot]} + {len(toks)} tokens exceed "
+                    f"max_seq_len {self._max_seq_len}"
+                )
+
+    # -- setup ---------------------------------------------------------------------------------
+
+    def _describe_graph(self) -> None:
+        """Layer count, KV geometry and dtype, vocabulary size from the session's I/O."""
+        inputs = {meta.name: meta for meta in self._session.get_inputs()}
+        past = inputs["past_key_values.0.key"]
+        self._num_layers = sum(1 for name in inputs if name.endswith(".key"))
+        self._kv_heads, self._head_dim = int(past.shape[1]), int(past.shape[3])
+        self._kv_dtype: type[np.generic] = (
+            np.float16 if past.type == "tensor(float16)" else np.float32
+        )
+        logits = next(m for m in self._session.get_outputs() if m.name == "logits")
+        self._vocab_size = int(logits.shape[1])
+
+    def _allocate_cache(self) -> None:
+        """One ``[num_slots, kv_heads, max_seq, head_dim]`` buffer per layer and kind."""
+        shape = (self._num_slots, self._kv_heads, self._max_seq_len, self._head_dim)
+        itemsize = np.dtype(self._kv_dtype).itemsize
+        self._slot_bytes = self._kv_heads * self._max_seq_len * self._head_dim * itemsize
+        self._cache_bytes = 2 * self._num_layers * self._num_slots * self._slot_bytes
+        self._logits = np.empty((self._num_slots, self._vocab_size), dtype=np.float32)
+        self._cache: list[tuple[np.ndarray, np.ndarray] | tuple[ort.OrtValue, ort.OrtValue]] = []
+        self._cache_ptrs: list[tuple[int, int]] = []
+        for _ in range(self._num_layers):
+            if self._device == "cpu":
+                pair_np = (np.zeros(shape, self._kv_dtype), np.zeros(shape, self._kv_dtype))
+                self._cache.append(pair_np)
+                self._cache_ptrs.append((pair_np[0].ctypes.data, pair_np[1].ctypes.data))
+            else:
+                pair_dev = tuple(
+                    ort.OrtValue.ortvalue_from_shape_and_type(shape, self._kv_dtype, "cuda", 0)
+                    for _ in range(2)
+                )
+                self._cache.append((pair_dev[0], pair_dev[1]))
+                self._cache_ptrs.append((pair_dev[0].data_ptr(), pair_dev[1].data_ptr()))
+
+
+def _rotary_positions(model_path: Path) -> int:
+    """Rows of the graph's rotary cache: the most positions a slot may hold."""
+    model = onnx.load(str(model_path), load_external_data=False)
+    for tensor in model.graph.initializer:
+        if tensor.name == _ROTARY_INITIALIZER:
+            return int(tensor.dims[0])
+    raise ValueError(f"{model_path} has no {_ROTARY_INITIALIZER} initializer")
+
+
+def _open_session(
+    model_path: Path, provider: str, intra_op_threads: int | None
+) -> tuple[ort.InferenceSession, str]:
+    """An optimized session on CUDA when asked for and available, else on the CPU."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = intra_op_threads or physical_cores()
+    providers: list[str] = ["CPUExecutionProvider"]
+    device = "cpu"
+    if provider == "cuda":
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+            device = "cuda"
+        else:
+            logger.warning("CUDAExecutionProvider is not available; running on the CPU")
+    elif provider != "cpu":
+        raise ValueError(f"unknown provider {provider!r}: expected 'cpu' or 'cuda'")
+    session = ort.InferenceSession(str(model_path), options, providers=providers)
+    return session, device
