@@ -190,10 +190,8 @@ def test_unsupported_architecture(
     assert converter.exports == 0
 
 
-def test_missing_template_fails_before_converting(
-    tmp_path: Path, template_dir: Path, converter: FakeConverter
-) -> None:
-    options = _options(tmp_path, template_dir, template_dir=tmp_path / "nowhere")
+def test_missing_template_fails_before_converting(tmp_path: Path, converter: FakeConverter) -> None:
+    options = _options(tmp_path, tmp_path / "nowhere")
     with pytest.raises(BuildError, match=r"template .* is missing"):
         build_model(options, _quiet)
     assert converter.exports == 0
