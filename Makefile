@@ -18,9 +18,14 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# Both packaged models (idempotent: a current entry is skipped in well under a second).
+models: install
+	$(BIN)/fncall build-model qwen2.5-coder-0.5b-instruct --repository $(REPO) --name llm
+	$(BIN)/fncall build-model smollm2-135m-instruct --repository $(REPO) --name smollm2
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install lint
+test: models lint
 	$(BIN)/pytest
