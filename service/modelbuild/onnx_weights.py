@@ -1,4 +1,4 @@
-"""Initializers for the exported graph: streamed to external data, optionally int4-quantized.
+"""Initializers for the exported graph: streamed to external data, optionally quantized.
 
 Each tensor is written to ``model.onnx.data`` as soon as it is produced and only a small
 ``TensorProto`` pointing at it stays in memory, so a model is never held in memory twice.
@@ -13,7 +13,7 @@ from typing import BinaryIO
 import numpy as np
 import onnx
 from onnx import numpy_helper
-from onnxruntime.capi._pybind_state import quantize_matmul_4bits
+from onnxruntime.capi._pybind_state import quantize_matmul_4bits, quantize_matmul_8bits
 
 INLINE_LIMIT = 1024  # bytes; smaller tensors stay inside model.onnx
 _PAGE_ALIGN = 64 * 1024  # large tensors start on a 64 KiB boundary, so ORT can memory-map them
@@ -22,28 +22,33 @@ INT4_BLOCK_SIZE = 32
 
 
 @dataclass(frozen=True)
-class Int4Weight:
+class QuantizedWeight:
     """A ``[K, N]`` weight quantized for ``MatMulNBits`` (asymmetric, one scale per block)."""
 
-    packed: np.ndarray  # uint8 [N, K / block, block / 2]
+    packed: np.ndarray  # uint8 [N, K / block, block * bits / 8]
     scales: np.ndarray  # float32 [N, K / block]
-    zero_points: np.ndarray  # uint8 [N, ceil(K / block / 2)]
+    zero_points: np.ndarray  # uint8 [N, K / block] packed to ``bits`` each
     k: int
     n: int
+    bits: int
 
 
-def quantize_int4(weight_kn: np.ndarray, block_size: int = INT4_BLOCK_SIZE) -> Int4Weight:
+def quantize_blockwise(
+    weight_kn: np.ndarray, bits: int, block_size: int = INT4_BLOCK_SIZE
+) -> QuantizedWeight:
     """Quantize a float32 ``[K, N]`` weight with ONNX Runtime's own MatMulNBits quantizer."""
     k, n = weight_kn.shape
     blocks = (k + block_size - 1) // block_size
+    per_byte = 8 // bits
     weight = np.ascontiguousarray(weight_kn, dtype=np.float32)
     if blocks * block_size != k:
         weight = np.pad(weight, ((0, blocks * block_size - k), (0, 0)))
-    packed = np.zeros((n, blocks, block_size // 2), dtype=np.uint8)
+    packed = np.zeros((n, blocks, block_size // per_byte), dtype=np.uint8)
     scales = np.zeros((n, blocks), dtype=np.float32)
-    zero_points = np.zeros((n, (blocks + 1) // 2), dtype=np.uint8)
-    quantize_matmul_4bits(packed, weight, scales, zero_points, block_size, n, k, False)
-    return Int4Weight(packed, scales, zero_points, k, n)
+    zero_points = np.zeros((n, (blocks + per_byte - 1) // per_byte), dtype=np.uint8)
+    quantize = quantize_matmul_4bits if bits == 4 else quantize_matmul_8bits
+    quantize(packed, weight, scales, zero_points, block_size, n, k, False)
+    return QuantizedWeight(packed, scales, zero_points, k, n, bits)
 
 
 class ExternalDataWriter:

@@ -7,7 +7,8 @@ graph call over those slots binds ``past`` and ``present`` to the same memory an
 
 Decode rows (one new token) of all slots run as one batched call per run of nearby slots; free
 slots inside a run ride along as dummy rows (their write lands past their length, where it is
-overwritten before it is ever read). Prefill rows run on their own, chunked.
+overwritten before it is ever read). Fresh prompts of adjacent slots run as one right-padded
+call; other prefill rows run on their own, chunked (GQA's "subsequent prompt" mode).
 """
 
 from __future__ import annotations
@@ -115,9 +116,12 @@ class OnnxDecoder:
         self._check(slots, tokens)
         logits = np.empty((len(slots), self._vocab_size), dtype=np.float32)
         decode_rows = [row for row, toks in enumerate(tokens) if len(toks) == 1]
-        for row, toks in enumerate(tokens):
-            if len(toks) > 1:
-                logits[row] = self._prefill(slots[row], toks)
+        prefill_rows = [row for row, toks in enumerate(tokens) if len(toks) > 1]
+        for group in self._prefill_groups(slots, tokens, prefill_rows):
+            if len(group) == 1:
+                logits[group[0]] = self._prefill(slots[group[0]], tokens[group[0]])
+            else:
+                self._prefill_batch(group, slots, tokens, logits)
         for group in self._decode_groups([slots[row] for row in decode_rows], decode_rows):
             self._decode(group, slots, tokens, logits)
         return logits
@@ -141,6 +145,24 @@ class OnnxDecoder:
             out = self._run(call)[0]
             self._lengths[slot] = total
         return out
+
+    def _prefill_batch(
+        self,
+        group: list[int],
+        slots: Sequence[int],
+        tokens: Sequence[Sequence[int]],
+        logits: np.ndarray,
+    ) -> None:
+        """Fresh prompts of adjacent slots, right-padded into one call."""
+        lengths = np.array([len(tokens[row]) for row in group], dtype=np.int64)
+        ids = np.zeros((len(group), int(lengths.max())), dtype=np.int64)
+        for i, row in enumerate(group):
+            ids[i, : lengths[i]] = tokens[row]
+        call = _Call(slots[group[0]], len(group), ids, (lengths - 1).astype(np.int32), lengths - 1)
+        out = self._run(call)
+        for i, row in enumerate(group):
+            logits[row] = out[i]
+            self._lengths[slots[row]] = lengths[i]
 
     def _decode(
         self,
@@ -194,6 +216,29 @@ class OnnxDecoder:
         return self._logits[: call.count]
 
     # -- planning ------------------------------------------------------------------------------
+
+    def _prefill_groups(
+        self, slots: Sequence[int], tokens: Sequence[Sequence[int]], rows: list[int]
+    ) -> list[list[int]]:
+        """Prefill rows by slot; runs of adjacent fresh slots whose prompts fit one chunk
+        are grouped (one padded call), every other row stands alone (chunked)."""
+
+        def batchable(row: int) -> bool:
+            return self._lengths[slots[row]] == 0 and len(tokens[row]) <= self._prefill_chunk
+
+        groups: list[list[int]] = []
+        for row in sorted(rows, key=lambda r: slots[r]):
+            last = groups[-1][-1] if groups else None
+            if (
+                last is not None
+                and batchable(row)
+                and batchable(last)
+                and slots[row] == slots[last] + 1
+            ):
+                groups[-1].append(row)
+            else:
+                groups.append([row])
+        return groups
 
     def _decode_groups(self, decode_slots: list[int], rows: list[int]) -> list[list[int]]:
         """Rows sorted by slot, split where a gap is wider than ``max_gap`` or holds a full slot."""
