@@ -1,0 +1,346 @@
+"""In-flight (continuous) batching over a :class:`KVDecoder`, independent of Triton.
+
+One decode thread runs the loop: admit waiting requests into free slots (bounded by the number
+of slots and the KV token budget), feed prompts in chunks, run ONE batched ``decoder.step`` for
+every running sequence, sample, emit, and retire finished or cancelled sequences at once. Results
+leave through a queue drained by a sender thread, so a slow sink never stalls decoding. Every
+request gets exactly one final output on every path (finished, cancelled, rejected, failed,
+shut down).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import numpy as np
+
+from service.runtime.decoder import KVDecoder
+from service.runtime.sampling import SamplingConfig, make_rng, sample
+
+logger = logging.getLogger(__name__)
+
+FinishReason = Literal["stop", "length", "cancelled"]
+ErrorKind = Literal["invalid", "overloaded", "unavailable", "internal"]
+
+
+class RequestError(Exception):
+    """A per-request failure; ``str()`` is ``"<kind>: <message>"``, a prefix clients map."""
+
+    def __init__(self, kind: ErrorKind, message: str) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class Output:
+    """One response of a request: new tokens, or the final result, or an error."""
+
+    token_ids: list[int]
+    finish_reason: FinishReason | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    error: RequestError | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.finish_reason is not None or self.error is not None
+
+
+class ResponseSink(Protocol):
+    """Where one request's outputs go (e.g. a Triton response sender)."""
+
+    def send(self, output: Output) -> None:
+        """Deliver one output; the last one has ``final`` set."""
+        ...
+
+    def is_cancelled(self) -> bool:
+        """Whether the client has cancelled the request."""
+        ...
+
+
+@dataclass(frozen=True)
+class Request:
+    """A generation request as the scheduler sees it (already parsed)."""
+
+    prompt_ids: list[int]
+    max_tokens: int
+    sink: ResponseSink
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    seed: int | None = None
+    stop_token_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """Bounds of the scheduler (slot count and capacity come from the decoder)."""
+
+    max_queue: int = 64  # waiting requests beyond this are rejected as overloaded
+    max_total_kv_tokens: int = 0  # 0: num_slots * max_seq_len
+    prefill_chunk: int = 512  # prompt tokens fed per sequence per step
+    eos_token_ids: tuple[int, ...] = ()  # model-level stop ids, always honoured
+
+
+@dataclass
+class _Sequence:
+    """Per-request decode state while it holds a slot."""
+
+    request: Request
+    slot: int
+    budget: int  # reserved KV tokens: prompt + tokens it may generate
+    limit: int  # tokens it may generate (max_tokens clamped to the slot)
+    sampling: SamplingConfig
+    rng: np.random.Generator
+    stop_ids: frozenset[int]
+    fed: int = 0  # prompt tokens already in the cache
+    generated: list[int] = field(default_factory=list)
+    done: bool = False
+
+    @property
+    def prefilling(self) -> bool:
+        return self.fed < len(self.request.prompt_ids)
+
+
+class Scheduler:
+    """Continuous batching decode loop over one decoder; thread-safe ``submit``."""
+
+    def __init__(self, decoder: KVDecoder, config: SchedulerConfig) -> None:
+        self._decoder = decoder
+        self._config = config
+        self._capacity = decoder.max_seq_len
+        self._kv_budget = config.max_total_kv_tokens or decoder.num_slots * decoder.max_seq_len
+        self._kv_reserved = 0
+        self._eos = frozenset(config.eos_token_ids)
+        self._waiting: deque[Request] = deque()
+        self._running: dict[int, _Sequence] = {}
+        self._free_slots = list(range(decoder.num_slots))
+        self._lock = threading.Condition()
+        self._stopping = False
+        self._outbox: queue.SimpleQueue[tuple[ResponseSink, Output] | None] = queue.SimpleQueue()
+        self._loop_thread = threading.Thread(target=self._loop, name="decode-loop", daemon=True)
+        self._send_thread = threading.Thread(target=self._send_loop, name="sender", daemon=True)
+        self._loop_thread.start()
+        self._send_thread.start()
+
+    # -- public --------------------------------------------------------------------------------
+
+    def submit(self, request: Request) -> None:
+        """Queue a request; problems come back through its sink as one final error."""
+        try:
+            self._validate(request)
+        except RequestError as invalid:
+            self._emit(request.sink, Output([], error=invalid))
+            return
+        with self._lock:
+            if self._stopping:  # the sender thread may be gone: answer inline
+                error = RequestError("unavailable", "the model is shutting down")
+                _deliver(request.sink, Output([], error=error))
+                return
+            if len(self._waiting) >= self._config.max_queue:
+                error = RequestError(
+                    "overloaded", f"the queue is full ({self._config.max_queue} waiting requests)"
+                )
+            else:
+                self._waiting.append(request)
+                self._lock.notify()
+                return
+        self._emit(request.sink, Output([], error=error))
+
+    def shutdown(self, timeout_s: float = 30.0) -> None:
+        """Fail queued and running requests, stop the loop, flush the outbox, join threads."""
+        with self._lock:
+            self._stopping = True
+            self._lock.notify_all()
+        self._loop_thread.join(timeout_s)
+        self._outbox.put(None)
+        self._send_thread.join(timeout_s)
+
+    @property
+    def active(self) -> int:
+        """Sequences holding a slot (for tests and metrics)."""
+        return len(self._running)
+
+    # -- validation ----------------------------------------------------------------------------
+
+    def _validate(self, request: Request) -> None:
+        prompt = len(request.prompt_ids)
+        if prompt == 0:
+            raise RequestError("invalid", "the prompt is empty")
+        if prompt >= self._capacity:
+            raise RequestError(
+                "invalid",
+                f"the prompt has {prompt} tokens; this model's context holds at most "
+                f"{self._capacity - 1} prompt tokens",
+            )
+        vocab = self._decoder.vocab_size
+        if min(request.prompt_ids) < 0 or max(request.prompt_ids) >= vocab:
+            raise RequestError("invalid", f"prompt token ids must lie in [0, {vocab})")
+        if request.max_tokens < 1:
+            raise RequestError("invalid", "max_tokens must be at least 1")
+        if request.temperature < 0:
+            raise RequestError("invalid", "temperature must be >= 0")
+        if not 0 < request.top_p <= 1:
+            raise RequestError("invalid", "top_p must lie in (0, 1]")
+        if request.top_k < 0:
+            raise RequestError("invalid", "top_k must be >= 0")
+
+    # -- decode thread -------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        try:
+            while self._wait_for_work():
+                try:
+                    self._iterate()
+                except Exception as exc:
+                    logger.exception("decode iteration failed; failing %d sequences", self.active)
+                    self._fail_running(RequestError("internal", f"{type(exc).__name__}"))
+        finally:
+            self._fail_all(RequestError("unavailable", "the model is shutting down"))
+
+    def _iterate(self) -> None:
+        """One scheduling round: drop cancelled waiters, admit, run one step."""
+        self._drop_cancelled_waiting()
+        self._admit()
+        if self._running:
+            self._step()
+
+    def _wait_for_work(self) -> bool:
+        """Block while idle; False once shutting down."""
+        with self._lock:
+            while not self._stopping and not self._waiting and not self._running:
+                self._lock.wait()
+            return not self._stopping
+
+    def _drop_cancelled_waiting(self) -> None:
+        with self._lock:
+            cancelled = [r for r in self._waiting if r.sink.is_cancelled()]
+            for request in cancelled:
+                self._waiting.remove(request)
+        for request in cancelled:
+            self._emit(request.sink, Output([], "cancelled", len(request.prompt_ids), 0))
+
+    def _admit(self) -> None:
+        """Move waiting requests into free slots, FIFO, while slots and KV budget allow."""
+        while self._free_slots:
+            with self._lock:
+                if not self._waiting:
+                    return
+                request = self._waiting[0]
+                limit = min(request.max_tokens, self._capacity - len(request.prompt_ids))
+                budget = len(request.prompt_ids) + limit
+                if self._kv_reserved + budget > self._kv_budget and self._running:
+                    return  # head of line waits for budget; an idle model always admits
+                self._waiting.popleft()
+            slot = self._free_slots.pop()
+            self._kv_reserved += budget
+            self._running[slot] = _Sequence(
+                request=request,
+                slot=slot,
+                budget=budget,
+                limit=limit,
+                sampling=SamplingConfig(request.temperature, request.top_p, request.top_k),
+                rng=make_rng(request.seed),
+                stop_ids=self._eos | frozenset(request.stop_token_ids),
+            )
+            self._decoder.reset(slot)
+
+    def _step(self) -> None:
+        """One batched decoder call for every running sequence, then sample and retire."""
+        for seq in list(self._running.values()):
+            if seq.request.sink.is_cancelled():
+                self._retire(seq, Output([], "cancelled"))
+        batch = list(self._running.values())
+        if not batch:
+            return
+        try:
+            tokens = [self._next_input(seq) for seq in batch]
+            logits = self._decoder.step([seq.slot for seq in batch], tokens)
+            ready = [row for row, seq in enumerate(batch) if not seq.prefilling]
+            picked = sample(
+                logits[ready],
+                [batch[row].sampling for row in ready],
+                [batch[row].rng for row in ready],
+            )
+        except Exception as exc:
+            logger.exception("decode step failed for %d sequences", len(batch))
+            self._fail_running(RequestError("internal", f"decoding failed: {type(exc).__name__}"))
+            return
+        for row, token in zip(ready, picked.tolist(), strict=True):
+            self._advance(batch[row], int(token))
+
+    def _next_input(self, seq: _Sequence) -> list[int]:
+        """The next prompt chunk while prefilling, else the last sampled token."""
+        if seq.prefilling:
+            chunk = seq.request.prompt_ids[seq.fed : seq.fed + self._config.prefill_chunk]
+            seq.fed += len(chunk)
+            return chunk
+        return [seq.generated[-1]]
+
+    def _advance(self, seq: _Sequence, token: int) -> None:
+        """Record one sampled token; emit it, or finish the sequence."""
+        seq.generated.append(token)
+        if token in seq.stop_ids:
+            self._retire(seq, Output([], "stop"))
+        elif len(seq.generated) >= seq.limit:
+            self._retire(seq, Output([token], "length"))
+        else:
+            self._emit(seq.request.sink, Output([token]))
+
+    def _retire(self, seq: _Sequence, output: Output) -> None:
+        """Free the slot and send the one final output (with usage filled in)."""
+        if seq.done:
+            return
+        seq.done = True
+        self._running.pop(seq.slot, None)
+        self._kv_reserved -= seq.budget
+        try:
+            self._decoder.reset(seq.slot)
+        except Exception:
+            logger.exception("resetting slot %d failed", seq.slot)
+        finally:
+            self._free_slots.append(seq.slot)
+            final = Output(
+                output.token_ids,
+                output.finish_reason,
+                prompt_tokens=len(seq.request.prompt_ids),
+                completion_tokens=len(seq.generated),
+                error=output.error,
+            )
+            self._emit(seq.request.sink, final)
+
+    def _fail_all(self, error: RequestError) -> None:
+        """Fail every queued and running request (shutdown or a crashed loop)."""
+        with self._lock:
+            self._stopping = True
+            waiting = list(self._waiting)
+            self._waiting.clear()
+        for request in waiting:
+            self._emit(request.sink, Output([], error=error))
+        self._fail_running(error)
+
+    def _fail_running(self, error: RequestError) -> None:
+        for seq in list(self._running.values()):
+            self._retire(seq, Output([], error=error))
+
+    # -- sender thread -------------------------------------------------------------------------
+
+    def _emit(self, sink: ResponseSink, output: Output) -> None:
+        self._outbox.put((sink, output))
+
+    def _send_loop(self) -> None:
+        while (item := self._outbox.get()) is not None:
+            _deliver(*item)
+
+
+def _deliver(sink: ResponseSink, output: Output) -> None:
+    """Send one output; a failing sink is logged, never raised into the scheduler."""
+    try:
+        sink.send(output)
+    except Exception:
+        logger.exception("sending a response failed")

@@ -1,0 +1,317 @@
+"""The continuous-batching scheduler over a fake decoder: joins, finishes, bounds, failures."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import pytest
+
+from service.runtime.scheduler import Output, Request, Scheduler, SchedulerConfig
+
+VOCAB = 50
+WAIT_S = 5.0
+
+
+class FakeDecoder:
+    """Next token is always ``last token + 1`` (mod VOCAB); records every step."""
+
+    def __init__(self, num_slots: int = 4, max_seq_len: int = 64) -> None:
+        self._num_slots = num_slots
+        self._max_seq_len = max_seq_len
+        self._lengths = [0] * num_slots
+        self.calls: list[dict[int, int]] = []  # slot -> tokens appended, per step
+        self.resets: list[int] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.fail_at_rows = 0  # raise once on the first step with this many rows
+        self.delay_s = 0.0
+
+    @property
+    def num_slots(self) -> int:
+        return self._num_slots
+
+    @property
+    def max_seq_len(self) -> int:
+        return self._max_seq_len
+
+    @property
+    def vocab_size(self) -> int:
+        return VOCAB
+
+    def length(self, slot: int) -> int:
+        return self._lengths[slot]
+
+    def step(self, slots: Sequence[int], tokens: Sequence[Sequence[int]]) -> np.ndarray:
+        assert self.gate.wait(WAIT_S)
+        time.sleep(self.delay_s)
+        if len(slots) == self.fail_at_rows:
+            self.fail_at_rows = 0
+            raise RuntimeError("boom")
+        self.calls.append({slot: len(toks) for slot, toks in zip(slots, tokens, strict=True)})
+        logits = np.zeros((len(slots), VOCAB), dtype=np.float32)
+        for row, (slot, toks) in enumerate(zip(slots, tokens, strict=True)):
+            assert self._lengths[slot] + len(toks) <= self._max_seq_len
+            self._lengths[slot] += len(toks)
+            logits[row, (toks[-1] + 1) % VOCAB] = 10.0
+        return logits
+
+    def reset(self, slot: int) -> None:
+        self._lengths[slot] = 0
+        self.resets.append(slot)
+
+
+class Sink:
+    """Collects outputs; ``done`` is set by the final one."""
+
+    def __init__(self) -> None:
+        self.outputs: list[Output] = []
+        self.done = threading.Event()
+        self.cancelled = False
+
+    def send(self, output: Output) -> None:
+        assert not self.done.is_set(), "output after the final one"
+        self.outputs.append(output)
+        if output.final:
+            self.done.set()
+
+    def is_cancelled(self) -> bool:
+        return self.cancelled
+
+    def wait(self) -> Output:
+        assert self.done.wait(WAIT_S), "no final output"
+        return self.outputs[-1]
+
+    @property
+    def tokens(self) -> list[int]:
+        return [t for o in self.outputs for t in o.token_ids]
+
+
+@pytest.fixture
+def decoder() -> FakeDecoder:
+    return FakeDecoder()
+
+
+@pytest.fixture
+def make_scheduler(decoder: FakeDecoder) -> Iterator[object]:
+    made: list[Scheduler] = []
+
+    def make(**config: object) -> Scheduler:
+        scheduler = Scheduler(decoder, SchedulerConfig(**config))  # type: ignore[arg-type]
+        made.append(scheduler)
+        return scheduler
+
+    yield make
+    for scheduler in made:
+        scheduler.shutdown()
+
+
+def _until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.001)
+
+
+def _request(prompt: list[int], max_tokens: int = 5, **kw: object) -> tuple[Request, Sink]:
+    sink = Sink()
+    return Request(prompt_ids=prompt, max_tokens=max_tokens, sink=sink, temperature=0, **kw), sink  # type: ignore[arg-type]
+
+
+def test_greedy_generation_ends_with_length(make_scheduler) -> None:
+    scheduler = make_scheduler()
+    request, sink = _request([1, 2, 3], max_tokens=4)
+    scheduler.submit(request)
+    final = sink.wait()
+    assert final.finish_reason == "length"
+    assert sink.tokens == [4, 5, 6, 7]
+    assert (final.prompt_tokens, final.completion_tokens) == (3, 4)
+    assert all(not o.final for o in sink.outputs[:-1])
+
+
+def test_stop_ids_end_with_stop_and_are_not_emitted(make_scheduler) -> None:
+    scheduler = make_scheduler(eos_token_ids=(9,))
+    request, sink = _request([1], max_tokens=20, stop_token_ids=(5,))
+    eos_request, eos_sink = _request([6], max_tokens=20)
+    scheduler.submit(request)
+    scheduler.submit(eos_request)
+    assert sink.wait().finish_reason == "stop"
+    assert sink.tokens == [2, 3, 4]
+    assert sink.outputs[-1].completion_tokens == 4
+    assert eos_sink.wait().finish_reason == "stop"
+    assert eos_sink.tokens == [7, 8]
+
+
+def test_new_requests_join_the_running_batch_between_steps(make_scheduler, decoder) -> None:
+    decoder.delay_s = 0.005
+    scheduler = make_scheduler()
+    first, first_sink = _request([1, 2], max_tokens=30)
+    scheduler.submit(first)
+    _until(lambda: len(first_sink.outputs) >= 3)
+    second, second_sink = _request([10, 11, 12], max_tokens=3)
+    scheduler.submit(second)
+    assert second_sink.wait().finish_reason == "length"
+    assert second_sink.tokens == [13, 14, 15]
+    assert first_sink.wait().finish_reason == "length"
+    joined = [call for call in decoder.calls if len(call) == 2]
+    assert joined, "the second request never shared a step with the first"
+    assert any(sorted(call.values()) == [1, 3] for call in joined)  # its prefill beside a decode
+    assert first_sink.tokens == [(2 + i) % VOCAB for i in range(1, 31)]
+
+
+def test_long_prompts_are_prefilled_in_chunks(make_scheduler, decoder) -> None:
+    scheduler = make_scheduler(prefill_chunk=4)
+    request, sink = _request(list(range(10)), max_tokens=2)
+    scheduler.submit(request)
+    sink.wait()
+    assert [next(iter(call.values())) for call in decoder.calls] == [4, 4, 2, 1]
+    assert sink.tokens == [10, 11]
+
+
+def test_cancelled_request_leaves_at_once_and_frees_its_slot(make_scheduler, decoder) -> None:
+    decoder.delay_s = 0.002
+    scheduler = make_scheduler()
+    request, sink = _request([1], max_tokens=60)
+    scheduler.submit(request)
+    _until(lambda: len(sink.outputs) >= 2)
+    sink.cancelled = True
+    final = sink.wait()
+    assert final.finish_reason == "cancelled"
+    assert final.completion_tokens < 60
+    assert scheduler.active == 0
+    assert decoder.length(decoder.resets[-1]) == 0
+
+
+def test_cancelled_while_waiting_never_runs() -> None:
+    decoder = FakeDecoder(num_slots=1)
+    decoder.gate.clear()
+    scheduler = Scheduler(decoder, SchedulerConfig())
+    running, running_sink = _request([1], max_tokens=3)
+    waiting, waiting_sink = _request([1], max_tokens=3)
+    scheduler.submit(running)
+    _until(lambda: scheduler.active == 1)
+    scheduler.submit(waiting)
+    waiting_sink.cancelled = True
+    decoder.gate.set()
+    assert waiting_sink.wait().finish_reason == "cancelled"
+    assert waiting_sink.tokens == []
+    assert running_sink.wait().finish_reason == "length"
+    scheduler.shutdown()
+
+
+def test_a_full_queue_rejects_with_overloaded() -> None:
+    decoder = FakeDecoder(num_slots=1)
+    decoder.gate.clear()
+    scheduler = Scheduler(decoder, SchedulerConfig(max_queue=1))
+    running, running_sink = _request([1], max_tokens=2)
+    scheduler.submit(running)
+    _until(lambda: scheduler.active == 1)
+    queued, queued_sink = _request([1], max_tokens=2)
+    rejected, rejected_sink = _request([1], max_tokens=2)
+    scheduler.submit(queued)
+    scheduler.submit(rejected)
+    error = rejected_sink.wait().error
+    assert error is not None and str(error).startswith("overloaded: ")
+    decoder.gate.set()
+    assert running_sink.wait().finish_reason == "length"
+    assert queued_sink.wait().finish_reason == "length"
+    scheduler.shutdown()
+
+
+def test_kv_budget_bounds_admission(make_scheduler, decoder) -> None:
+    scheduler = make_scheduler(max_total_kv_tokens=15)
+    sinks = []
+    for _ in range(3):
+        request, sink = _request([1, 2], max_tokens=8)  # reserves 10 tokens each
+        scheduler.submit(request)
+        sinks.append(sink)
+    assert [s.wait().finish_reason for s in sinks] == ["length"] * 3
+    assert max(len(call) for call in decoder.calls) == 1
+
+
+def test_generation_is_clamped_to_the_slot_capacity(make_scheduler, decoder) -> None:
+    scheduler = make_scheduler()
+    request, sink = _request([1] * 60, max_tokens=100)
+    scheduler.submit(request)
+    final = sink.wait()
+    assert final.finish_reason == "length"
+    assert final.completion_tokens == 4  # 64 - 60
+
+
+@pytest.mark.parametrize(
+    ("prompt", "params", "needle"),
+    [
+        (list(range(64)), {}, "context"),
+        ([], {}, "empty"),
+        ([VOCAB], {}, "token ids"),
+        ([1], {"max_tokens": 0}, "max_tokens"),
+        ([1], {"top_p": 0.0}, "top_p"),
+        ([1], {"top_k": -1}, "top_k"),
+    ],
+)
+def test_invalid_requests_get_one_clear_error(make_scheduler, prompt, params, needle) -> None:
+    scheduler = make_scheduler()
+    sink = Sink()
+    fields = {"max_tokens": 3, **params}
+    scheduler.submit(Request(prompt_ids=prompt, sink=sink, **fields))  # type: ignore[arg-type]
+    error = sink.wait().error
+    assert error is not None and str(error).startswith("invalid: ") and needle in str(error)
+    assert len(sink.outputs) == 1
+    ok, ok_sink = _request([1], max_tokens=2)
+    scheduler.submit(ok)
+    assert ok_sink.wait().finish_reason == "length"
+
+
+def test_a_failing_step_fails_its_batch_once_and_keeps_serving(make_scheduler, decoder) -> None:
+    decoder.gate.clear()
+    scheduler = make_scheduler()
+    sinks = []
+    for _ in range(3):
+        request, sink = _request([1], max_tokens=5)
+        scheduler.submit(request)
+        sinks.append(sink)
+    decoder.fail_at_rows = 3
+    decoder.gate.set()
+    for sink in sinks:
+        error = sink.wait().error
+        assert error is not None and str(error).startswith("internal: ")
+        assert sum(o.final for o in sink.outputs) == 1
+    assert scheduler.active == 0
+    request, sink = _request([1], max_tokens=2)
+    scheduler.submit(request)
+    assert sink.wait().finish_reason == "length"
+
+
+def test_a_failing_sink_does_not_stop_others(make_scheduler) -> None:
+    class BrokenSink(Sink):
+        def send(self, output: Output) -> None:
+            raise OSError("client gone")
+
+    scheduler = make_scheduler()
+    scheduler.submit(Request(prompt_ids=[1], max_tokens=3, sink=BrokenSink(), temperature=0))
+    request, sink = _request([1], max_tokens=3)
+    scheduler.submit(request)
+    assert sink.wait().finish_reason == "length"
+
+
+def test_shutdown_fails_in_flight_requests_exactly_once() -> None:
+    decoder = FakeDecoder(num_slots=1)
+    decoder.gate.clear()
+    scheduler = Scheduler(decoder, SchedulerConfig())
+    sinks = []
+    for _ in range(3):  # 1 running, 2 waiting
+        request, sink = _request([1], max_tokens=50)
+        scheduler.submit(request)
+        sinks.append(sink)
+        _until(lambda: scheduler.active == 1)
+    threading.Timer(0.05, decoder.gate.set).start()
+    scheduler.shutdown()
+    for sink in sinks:
+        error = sink.wait().error
+        assert error is not None and str(error).startswith("unavailable: ")
+        assert sum(o.final for o in sink.outputs) == 1
+    late, late_sink = _request([1])
+    scheduler.submit(late)
+    assert str(late_sink.wait().error).startswith("unavailable: ")
