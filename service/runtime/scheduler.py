@@ -81,7 +81,7 @@ class Request:
 class SchedulerConfig:
     """Bounds of the scheduler (slot count and capacity come from the decoder)."""
 
-    max_queue: int = 64  # waiting requests beyond this are rejected as overloaded
+    max_queue: int = 64  # requests waiting for a slot beyond this are rejected as overloaded
     max_total_kv_tokens: int = 0  # 0: num_slots * max_seq_len
     prefill_chunk: int = 512  # prompt tokens fed per sequence per step
     eos_token_ids: tuple[int, ...] = ()  # model-level stop ids, always honoured
@@ -142,7 +142,7 @@ class Scheduler:
                 error = RequestError("unavailable", "the model is shutting down")
                 _deliver(request.sink, Output([], error=error))
                 return
-            if len(self._waiting) >= self._config.max_queue:
+            if len(self._waiting) >= self._config.max_queue + len(self._free_slots):
                 error = RequestError(
                     "overloaded", f"the queue is full ({self._config.max_queue} waiting requests)"
                 )

@@ -1,0 +1,137 @@
+"""Triton Python-backend model ``llm``: decoupled streaming generation over ONNX Runtime.
+
+The hooks stay thin: ``initialize`` builds an :class:`OnnxDecoder` and a :class:`Scheduler`
+from the model card and artifacts in this version directory, ``execute`` parses each request and
+hands it to the scheduler (responses stream back through the request's response sender),
+``finalize`` shuts the scheduler down. See docs/triton_model.md for the I/O contract.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from service.modelcard import ModelCard
+from service.runtime.llm_config import LlmConfig
+from service.runtime.onnx_decoder import OnnxDecoder
+from service.runtime.scheduler import Output, Request, RequestError, Scheduler, SchedulerConfig
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_TOKENS = 256
+# TritonError codes by name: the stub binds pb_utils.TritonError only after importing this file.
+_ERROR_CODES = {
+    "invalid": "INVALID_ARG",
+    "overloaded": "UNAVAILABLE",
+    "unavailable": "UNAVAILABLE",
+    "internal": "INTERNAL",
+}
+_FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+
+
+class _Sink:
+    """A scheduler sink over one request's decoupled response sender."""
+
+    def __init__(self, sender: Any) -> None:
+        self._sender = sender
+
+    def send(self, output: Output) -> None:
+        if output.error is not None:
+            code = getattr(pb_utils.TritonError, _ERROR_CODES.get(output.error.kind, "INTERNAL"))
+            error = pb_utils.TritonError(str(output.error), code)
+            response = pb_utils.InferenceResponse(error=error)
+        else:
+            response = pb_utils.InferenceResponse(output_tensors=_tensors(output))
+        self._sender.send(response, flags=_FINAL if output.final else 0)
+
+    def is_cancelled(self) -> bool:
+        return bool(self._sender.is_cancelled())
+
+
+def _tensors(output: Output) -> list[Any]:
+    reason = (output.finish_reason or "").encode()
+    return [
+        pb_utils.Tensor("token_ids", np.asarray(output.token_ids, dtype=np.int32)),
+        pb_utils.Tensor("finish_reason", np.array([reason], dtype=np.object_)),
+        pb_utils.Tensor("prompt_tokens", np.array([output.prompt_tokens], dtype=np.int32)),
+        pb_utils.Tensor("completion_tokens", np.array([output.completion_tokens], dtype=np.int32)),
+    ]
+
+
+def _scalar(request: Any, name: str, default: Any) -> Any:
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    if tensor is None:
+        return default
+    values = tensor.as_numpy().reshape(-1)
+    if values.size != 1:
+        raise RequestError("invalid", f"{name} must hold exactly one value")
+    value = values[0]
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _parse(request: Any, sink: _Sink) -> Request:
+    """The scheduler's view of one inference request."""
+    ids = pb_utils.get_input_tensor_by_name(request, "input_ids").as_numpy().reshape(-1)
+    grammar = _scalar(request, "grammar", b"")
+    if grammar:
+        raise RequestError("invalid", "grammar-constrained decoding is not supported yet")
+    stop = pb_utils.get_input_tensor_by_name(request, "stop_token_ids")
+    seed = _scalar(request, "seed", None)
+    return Request(
+        prompt_ids=[int(t) for t in ids],
+        max_tokens=int(_scalar(request, "max_tokens", DEFAULT_MAX_TOKENS)),
+        sink=sink,
+        temperature=float(_scalar(request, "temperature", 1.0)),
+        top_p=float(_scalar(request, "top_p", 1.0)),
+        top_k=int(_scalar(request, "top_k", 0)),
+        seed=None if seed is None else int(seed),
+        stop_token_ids=() if stop is None else tuple(int(t) for t in stop.as_numpy().reshape(-1)),
+    )
+
+
+class TritonPythonModel:
+    """Hooks called by Triton's Python backend."""
+
+    def initialize(self, args: dict[str, Any]) -> None:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        version_dir = Path(args["model_repository"]) / args["model_version"]
+        model_config = json.loads(args["model_config"])
+        config = LlmConfig.from_triton(model_config.get("parameters", {}))
+        card = ModelCard.load(version_dir)
+        decoder = OnnxDecoder(
+            version_dir / card.onnx_file,
+            config.max_active_sequences,
+            min(config.max_seq_len, card.context_length),
+            provider=config.provider(),
+            intra_op_threads=config.intra_op_threads or None,
+        )
+        self._scheduler = Scheduler(
+            decoder,
+            SchedulerConfig(
+                max_queue=config.max_queue,
+                max_total_kv_tokens=config.max_total_kv_tokens,
+                prefill_chunk=config.prefill_chunk,
+                eos_token_ids=tuple(card.stop_token_ids),
+            ),
+        )
+        logger.info("model %s ready: %s (%s)", args["model_name"], card.name, config)
+
+    def execute(self, requests: list[Any]) -> None:
+        for request in requests:
+            sink = _Sink(request.get_response_sender())
+            try:
+                self._scheduler.submit(_parse(request, sink))
+            except RequestError as error:
+                sink.send(Output([], error=error))
+            except Exception as exc:  # a server bug: fail this request, keep the others
+                logger.exception("could not queue a request")
+                sink.send(Output([], error=RequestError("internal", type(exc).__name__)))
+        return None
+
+    def finalize(self) -> None:
+        self._scheduler.shutdown()

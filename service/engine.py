@@ -1,0 +1,154 @@
+"""The Triton client: streams token ids from the decoupled ``llm`` model over gRPC.
+
+One :class:`TritonEngine` holds one channel shared by any number of concurrent ``generate``
+calls; each call is one bidirectional stream carrying one request. Closing the generator early
+(or cancelling the task consuming it) cancels the stream, and Triton then cancels the request,
+which frees its KV slot at the next decode step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import grpc
+import numpy as np
+import tritonclient.grpc.aio as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from service.errors import (
+    Internal,
+    InvalidRequest,
+    NotFound,
+    Overloaded,
+    ServiceError,
+    Unavailable,
+)
+from service.generation import FinishReason, GenerationChunk, SamplingParams
+
+logger = logging.getLogger(__name__)
+
+_MODEL_ERROR = re.compile(r"\b(invalid|overloaded|unavailable|internal): (.*)", re.DOTALL)
+_FINISH_REASONS: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "cancelled": "cancelled",
+}
+
+
+class TritonEngine:
+    """:class:`service.generation.Engine` over Triton's gRPC streaming API."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._client = grpcclient.InferenceServerClient(url)
+
+    async def generate(
+        self, model: str, prompt_ids: Sequence[int], params: SamplingParams
+    ) -> AsyncIterator[GenerationChunk]:
+        """Yield new tokens as they come; the last chunk carries ``finish_reason``."""
+        request = {"model_name": model, "inputs": request_inputs(prompt_ids, params)}
+        finished = asyncio.Event()
+
+        async def requests() -> AsyncIterator[dict[str, Any]]:
+            yield request
+            await finished.wait()  # keep the stream open until the final response
+
+        stream = self._client.stream_infer(requests())
+        try:
+            async for result, error in stream:
+                if error is not None:
+                    raise map_model_error(str(error))
+                chunk = parse_chunk(result)
+                yield chunk
+                if chunk.finish_reason is not None:
+                    return
+            raise Unavailable(f"Triton at {self._url} closed the stream before the final response")
+        except grpc.aio.AioRpcError as exc:
+            raise map_rpc_error(exc, self._url) from exc
+        finally:
+            finished.set()
+            stream.cancel()  # no-op after the final response; frees the slot otherwise
+
+    async def is_ready(self, model: str) -> bool:
+        """Whether Triton is up and ``model`` is loaded and ready."""
+        try:
+            return bool(await self._client.is_model_ready(model))
+        except (InferenceServerException, grpc.aio.AioRpcError):
+            return False
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+def request_inputs(prompt_ids: Sequence[int], params: SamplingParams) -> list[Any]:
+    """The ``llm`` model's input tensors for one request (see docs/triton_model.md)."""
+    tensors: list[tuple[str, np.ndarray]] = [
+        ("input_ids", np.asarray(prompt_ids, dtype=np.int32)),
+        ("max_tokens", np.array([params.max_tokens], dtype=np.int32)),
+        ("temperature", np.array([params.temperature], dtype=np.float32)),
+        ("top_p", np.array([params.top_p], dtype=np.float32)),
+        ("top_k", np.array([params.top_k], dtype=np.int32)),
+    ]
+    if params.seed is not None:
+        tensors.append(("seed", np.array([params.seed], dtype=np.int64)))
+    if params.stop_token_ids:
+        tensors.append(("stop_token_ids", np.asarray(params.stop_token_ids, dtype=np.int32)))
+    if params.grammar:
+        tensors.append(("grammar", np.array([params.grammar.encode()], dtype=np.object_)))
+    inputs = []
+    for name, array in tensors:
+        tensor = grpcclient.InferInput(name, list(array.shape), _datatype(array))
+        tensor.set_data_from_numpy(array)
+        inputs.append(tensor)
+    return inputs
+
+
+def parse_chunk(result: Any) -> GenerationChunk:
+    """One streamed response as a :class:`GenerationChunk`."""
+    reason = result.as_numpy("finish_reason").reshape(-1)[0]
+    reason = reason.decode() if isinstance(reason, bytes) else str(reason)
+    return GenerationChunk(
+        token_ids=[int(t) for t in result.as_numpy("token_ids").reshape(-1)],
+        finish_reason=_FINISH_REASONS.get(reason) if reason else None,
+        prompt_tokens=int(result.as_numpy("prompt_tokens").reshape(-1)[0]),
+    )
+
+
+def map_model_error(message: str) -> ServiceError:
+    """A model error (``"<kind>: <message>"``, see the scheduler) as a service error."""
+    match = _MODEL_ERROR.search(message)
+    if match is None:
+        if "unknown model" in message or "is not found" in message:
+            return NotFound(message)
+        logger.error("unexpected error from Triton: %s", message)
+        return Internal("the inference server failed")
+    kind, text = match.groups()
+    if kind == "invalid":
+        return InvalidRequest(text, param="messages")
+    if kind == "overloaded":
+        return Overloaded(text)
+    if kind == "unavailable":
+        return Unavailable(text)
+    logger.error("model error: %s", message)
+    return Internal("the model failed while generating")
+
+
+def map_rpc_error(error: grpc.aio.AioRpcError, url: str) -> ServiceError:
+    """A gRPC failure of the stream itself (Triton down, connection lost) as a service error."""
+    if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+        return Unavailable(f"Triton at {url} is unavailable: {error.details()}")
+    logger.error("Triton stream failed: %s %s", error.code(), error.details())
+    return Internal("the inference server failed")
+
+
+def _datatype(array: np.ndarray) -> str:
+    return {
+        np.dtype(np.int32): "INT32",
+        np.dtype(np.int64): "INT64",
+        np.dtype(np.float32): "FP32",
+        np.dtype(np.object_): "BYTES",
+    }[array.dtype]
