@@ -78,6 +78,7 @@ class OnnxDecoder:
         self._max_gap = max_gap
         self._session, self._device = _open_session(model_path, provider, intra_op_threads)
         self._binding = self._session.io_binding()
+        self._bound_block: tuple[int, int] | None = None
         self._lengths = np.zeros(num_slots, dtype=np.int64)
         self._describe_graph()
         self._allocate_cache()
@@ -184,15 +185,25 @@ class OnnxDecoder:
             self._lengths[slots[row]] += 1
 
     def _run(self, call: _Call) -> np.ndarray:
-        """Bind the cache block of ``call``'s slots as past and present; run; return logits."""
-        binding, device = self._binding, self._device
+        """Run one call over the cache block of its slots; the logits rows (a scratch view)."""
+        binding = self._binding
         binding.bind_cpu_input("input_ids", call.input_ids)
         binding.bind_cpu_input("seqlens_k", call.seqlens_k)
         total = np.array(int(call.seqlens_k.max()) + 1, dtype=np.int32)
         binding.bind_cpu_input("total_sequence_length", total)
         binding.bind_cpu_input("logits_index", call.logits_index)
-        shape = [call.count, self._kv_heads, self._max_seq_len, self._head_dim]
-        offset = call.start * self._slot_bytes
+        self._bind_block(call.start, call.count)
+        self._session.run_with_iobinding(binding)
+        return self._logits[: call.count]
+
+    def _bind_block(self, start: int, count: int) -> None:
+        """Bind past and present of slots ``start .. start + count`` to the same memory, and the
+        logits to the CPU scratch rows (ORT copies them off the device); kept while unchanged."""
+        if self._bound_block == (start, count):
+            return
+        binding, device = self._binding, self._device
+        shape = [count, self._kv_heads, self._max_seq_len, self._head_dim]
+        offset = start * self._slot_bytes
         for layer, pointers in enumerate(self._cache_ptrs):
             for kind, pointer in zip(("key", "value"), pointers, strict=True):
                 address = pointer + offset
@@ -202,18 +213,9 @@ class OnnxDecoder:
                 binding.bind_output(
                     f"present.{layer}.{kind}", device, 0, self._kv_dtype, shape, address
                 )
-        if device == "cpu":
-            logits = self._logits[: call.count]
-            binding.bind_output(
-                "logits", "cpu", 0, np.float32, list(logits.shape), logits.ctypes.data
-            )
-            self._session.run_with_iobinding(binding)
-            return logits
-        binding.bind_output("logits", device)
-        self._session.run_with_iobinding(binding)
-        binding.synchronize_outputs()
-        self._logits[: call.count] = binding.get_outputs()[-1].numpy()
-        return self._logits[: call.count]
+        logits = self._logits[:count]
+        binding.bind_output("logits", "cpu", 0, np.float32, list(logits.shape), logits.ctypes.data)
+        self._bound_block = (start, count)
 
     # -- planning ------------------------------------------------------------------------------
 
