@@ -38,6 +38,8 @@ class ModelConfig:
     context_length: int
     tie_word_embeddings: bool
     attention_bias: bool
+    # RoPE frequency divisors, one per rotary pair (llama3 / linear scaling); None: plain RoPE
+    rope_freq_factors: tuple[float, ...] | None = None
 
 
 def layer_tensor_names(config: ModelConfig, layer: int) -> list[str]:

@@ -102,7 +102,22 @@ class GGUFCheckpoint(Checkpoint):
             context_length=int(self._field(f"{arch}.context_length")),
             tie_word_embeddings="lm_head.weight" not in self._tensors,
             attention_bias="model.layers.0.self_attn.q_proj.bias" in self._tensors,
+            rope_freq_factors=self._rope_freq_factors(arch, head_dim),
         )
+
+    def _rope_freq_factors(self, arch: str, head_dim: int) -> tuple[float, ...] | None:
+        """llama.cpp's ``rope_freqs`` divisors (llama3 scaling) or a linear scaling factor."""
+        scaling = str(self._field(f"{arch}.rope.scaling.type", "none"))
+        if scaling == "linear":
+            factor = float(self._field(f"{arch}.rope.scaling.factor"))
+            return (factor,) * (head_dim // 2)
+        if scaling not in ("none", ""):
+            raise BuildError(f"unsupported rope scaling {scaling!r} in {self.path}")
+        freqs = next((t for t in self._reader.tensors if t.name == "rope_freqs.weight"), None)
+        if freqs is None:
+            return None
+        values = np.asarray(dequantize(freqs.data, freqs.tensor_type), dtype=np.float32)
+        return tuple(float(v) for v in values.reshape(-1))
 
     def names(self) -> list[str]:
         return list(self._tensors)

@@ -16,17 +16,9 @@ import numpy as np
 
 from service.modelbuild.checkpoint import Checkpoint, ModelConfig, check_architecture
 from service.modelbuild.errors import BuildError
+from service.modelbuild.rope import hf_rope
 
 _DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16}
-
-
-def _rope_theta(raw: dict[str, Any]) -> float:
-    """``rope_theta`` from either the classic field or transformers 5's ``rope_parameters``."""
-    params = raw.get("rope_parameters") or raw.get("rope_scaling") or {}
-    rope_type = params.get("rope_type", params.get("type", "default"))
-    if rope_type != "default":
-        raise BuildError(f"unsupported rope scaling {rope_type!r}: only plain RoPE is supported")
-    return float(params.get("rope_theta", raw.get("rope_theta", 10000.0)))
 
 
 def config_from_hf(raw: dict[str, Any]) -> ModelConfig:
@@ -36,6 +28,8 @@ def config_from_hf(raw: dict[str, Any]) -> ModelConfig:
     try:
         heads = int(raw["num_attention_heads"])
         hidden = int(raw["hidden_size"])
+        head_dim = int(raw.get("head_dim") or hidden // heads)
+        theta, freq_factors = hf_rope(raw, head_dim)
         return ModelConfig(
             architecture=arch,
             num_layers=int(raw["num_hidden_layers"]),
@@ -43,13 +37,14 @@ def config_from_hf(raw: dict[str, Any]) -> ModelConfig:
             intermediate_size=int(raw["intermediate_size"]),
             num_heads=heads,
             num_kv_heads=int(raw.get("num_key_value_heads") or heads),
-            head_dim=int(raw.get("head_dim") or hidden // heads),
+            head_dim=head_dim,
             vocab_size=int(raw["vocab_size"]),
-            rope_theta=_rope_theta(raw),
+            rope_theta=theta,
             rms_norm_eps=float(raw.get("rms_norm_eps", 1e-6)),
             context_length=int(raw.get("max_position_embeddings", 4096)),
             tie_word_embeddings=bool(raw.get("tie_word_embeddings", False)),
             attention_bias=arch == "qwen2" or bool(raw.get("attention_bias", False)),
+            rope_freq_factors=freq_factors,
         )
     except KeyError as error:
         raise BuildError(f"config.json lacks {error.args[0]}") from None

@@ -23,6 +23,7 @@ from onnx import TensorProto, helper
 from service.modelbuild.checkpoint import Checkpoint, ModelConfig
 from service.modelbuild.errors import BuildError
 from service.modelbuild.onnx_weights import INT4_BLOCK_SIZE, ExternalDataWriter, quantize_blockwise
+from service.modelbuild.rope import base_inv_freq
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +48,9 @@ def present_names(layer: int) -> tuple[str, str]:
 
 def rotary_cache(config: ModelConfig) -> tuple[np.ndarray, np.ndarray]:
     """``cos``/``sin`` tables ``[context_length, head_dim / 2]``, computed as transformers does."""
-    exponent = np.arange(0, config.head_dim, 2, dtype=np.int64).astype(np.float32)
-    inv_freq = 1.0 / (np.float32(config.rope_theta) ** (exponent / np.float32(config.head_dim)))
+    inv_freq = base_inv_freq(config.head_dim, config.rope_theta)
+    if config.rope_freq_factors is not None:
+        inv_freq = inv_freq / np.asarray(config.rope_freq_factors, dtype=np.float32)
     positions = np.arange(config.context_length, dtype=np.float32)
     freqs = np.outer(positions, inv_freq.astype(np.float32)).astype(np.float32)
     return np.cos(freqs), np.sin(freqs)

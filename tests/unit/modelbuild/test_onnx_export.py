@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +18,14 @@ from service.modelbuild.onnx_export import export_onnx
 from tests.unit.models import QWEN, SMOLLM, packaged_gguf
 from tests.unit.onnx_reference import (
     FP32_LOGIT_TOLERANCE,
+    LLAMA3_ROPE,
     PROMPTS,
+    _llama_cpp_permute,
     export_source,
     packaged_prompts,
     reference_model,
     tiny_hf_model,
+    write_llama_gguf,
 )
 
 HF_CONFIG = {
@@ -35,16 +39,6 @@ HF_CONFIG = {
     "rope_parameters": {"rope_type": "default", "rope_theta": 500000.0},
     "max_position_embeddings": 256,
 }
-
-
-def _llama_cpp_permute(weight: np.ndarray, heads: int) -> np.ndarray:
-    """What llama.cpp's convert_hf_to_gguf does to llama q/k weights."""
-    rows = weight.shape[0]
-    return (
-        weight.reshape(heads, 2, rows // heads // 2, *weight.shape[1:])
-        .swapaxes(1, 2)
-        .reshape(weight.shape)
-    )
 
 
 def test_unpermute_inverts_llama_cpp_permutation() -> None:
@@ -67,6 +61,7 @@ def test_hf_config_reads_transformers5_rope_parameters() -> None:
     [
         ({"model_type": "gpt2"}, "unsupported architecture"),
         ({"rope_parameters": {"rope_type": "yarn", "factor": 4.0}}, "unsupported rope"),
+        ({"rope_parameters": {"rope_type": "llama3", "factor": 4.0}}, "lacks low_freq_factor"),
     ],
 )
 def test_hf_config_rejects_what_the_exporter_cannot_build(
@@ -186,3 +181,29 @@ def test_packaged_gguf_export_matches_reference(name: str, count: int, tmp_path:
     expected = reference_last_logits(reference_model(gguf_path), prompts)
     assert np.abs(got - expected).max() < FP32_LOGIT_TOLERANCE
     assert (got.argmax(-1) == expected.argmax(-1)).all()
+
+
+@pytest.mark.reference
+def test_llama3_rope_gguf_and_hf_match_reference(tmp_path: Path) -> None:
+    """A llama with llama3 RoPE scaling: the HF folder and the same weights written as
+    llama.cpp would (permuted q/k, F16 tensors, ``rope_freqs``) both match transformers."""
+    folder = tiny_hf_model(tmp_path / "hf", "llama", rope=LLAMA3_ROPE)
+    hf = load_checkpoint(folder)
+    divisors = np.array(hf.config.rope_freq_factors)
+    assert divisors.min() == 1.0 and divisors.max() == 8.0  # both ends of llama3's blend
+    gguf_checkpoint = load_checkpoint(write_llama_gguf(folder, tmp_path / "m.gguf", divisors))
+    got_config = gguf_checkpoint.config  # GGUF stores float32 metadata
+    assert got_config.rms_norm_eps == pytest.approx(hf.config.rms_norm_eps)
+    assert np.allclose(got_config.rope_freq_factors or (), divisors)
+    assert replace(got_config, rms_norm_eps=1e-6, rope_freq_factors=None) == replace(
+        hf.config, rms_norm_eps=1e-6, rope_freq_factors=None
+    )
+    for name in hf.names():
+        expected = hf.tensor(name)
+        got = gguf_checkpoint.tensor(name)
+        assert np.abs(got - expected).max() <= 1e-3 * np.abs(expected).max(), name
+
+    expected_logits = reference_last_logits(reference_model(folder), PROMPTS)
+    for source in (folder, tmp_path / "m.gguf"):
+        got = prefill_logits(export_source(source, tmp_path / f"onnx-{source.name}"), PROMPTS)
+        assert np.abs(got - expected_logits).max() < 1e-3, source.name
