@@ -156,3 +156,20 @@ def test_int4_greedy_agrees_with_fp32(name: str, tmp_path: Path) -> None:
         ref_logits, q_logits = fp32.step(slots, rows), int4.step(slots, rows)
     print(f"int4 top-1 agreement with fp32: {agree}/{total}")
     assert agree / total >= 0.65
+
+
+@pytest.mark.reference
+def test_one_token_prompt_joins_a_decode_batch(tiny: Any) -> None:
+    import torch
+
+    model_path, reference = tiny
+    decoder = OnnxDecoder(model_path, num_slots=2, max_seq_len=64)
+    decoder.step([0], [PROMPTS[0]])
+    out = decoder.step([0, 1], [[9], [5]])  # slot 1 is fresh: its prompt is a decode row
+    with torch.no_grad():
+        expected = [
+            reference(torch.tensor([tokens])).logits[0, -1].numpy()
+            for tokens in ([*PROMPTS[0], 9], [5])
+        ]
+    assert np.abs(out - np.stack(expected)).max() < TINY_TOLERANCE
+    assert (decoder.length(0), decoder.length(1)) == (len(PROMPTS[0]) + 1, 1)
