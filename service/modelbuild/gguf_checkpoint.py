@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gguf import GGUFReader, ReaderTensor
 from gguf.quants import dequantize
 
 from service.modelbuild.checkpoint import Checkpoint, ModelConfig, check_architecture
 from service.modelbuild.errors import BuildError
+from service.modelbuild.gguf_file import GGUFTensor, read_gguf
 
 _GLOBAL_NAMES = {
     "token_embd.weight": "model.embed_tokens.weight",
@@ -61,23 +61,23 @@ class GGUFCheckpoint(Checkpoint):
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self._reader = GGUFReader(path)
+            self._metadata, self._raw_tensors = read_gguf(path)
         except (ValueError, OSError) as error:
             raise BuildError(f"cannot read GGUF file {path}: {error}") from error
-        self._tensors: dict[str, ReaderTensor] = {}
-        for tensor in self._reader.tensors:
-            name = hf_name(tensor.name)
+        self._tensors: dict[str, GGUFTensor] = {}
+        for gguf_name, tensor in self._raw_tensors.items():
+            name = hf_name(gguf_name)
             if name is not None:
                 self._tensors[name] = tensor
         super().__init__(self._read_config())
 
     def _field(self, key: str, default: Any = None) -> Any:
-        field = self._reader.fields.get(key)
-        if field is None:
+        value = self._metadata.get(key)
+        if value is None:
             if default is None:
                 raise BuildError(f"GGUF metadata lacks {key}")
             return default
-        return field.contents()
+        return value
 
     def _read_config(self) -> ModelConfig:
         arch = str(self._field("general.architecture"))
@@ -96,7 +96,7 @@ class GGUFCheckpoint(Checkpoint):
             num_heads=heads,
             num_kv_heads=int(self._field(f"{arch}.attention.head_count_kv", heads)),
             head_dim=head_dim,
-            vocab_size=int(embed.shape[-1]),  # GGUF shapes list the fastest axis first
+            vocab_size=int(embed.shape[0]),
             rope_theta=float(self._field(f"{arch}.rope.freq_base", 10000.0)),
             rms_norm_eps=float(self._field(f"{arch}.attention.layer_norm_rms_epsilon")),
             context_length=int(self._field(f"{arch}.context_length")),
@@ -113,10 +113,10 @@ class GGUFCheckpoint(Checkpoint):
             return (factor,) * (head_dim // 2)
         if scaling not in ("none", ""):
             raise BuildError(f"unsupported rope scaling {scaling!r} in {self.path}")
-        freqs = next((t for t in self._reader.tensors if t.name == "rope_freqs.weight"), None)
+        freqs = self._raw_tensors.get("rope_freqs.weight")
         if freqs is None:
             return None
-        values = np.asarray(dequantize(freqs.data, freqs.tensor_type), dtype=np.float32)
+        values = np.asarray(dequantize(freqs.data, freqs.qtype), dtype=np.float32)
         return tuple(float(v) for v in values.reshape(-1))
 
     def names(self) -> list[str]:
@@ -126,7 +126,7 @@ class GGUFCheckpoint(Checkpoint):
         if name not in self._tensors:
             raise BuildError(f"{self.path} lacks tensor {name}")
         raw = self._tensors[name]
-        values = np.asarray(dequantize(raw.data, raw.tensor_type), dtype=np.float32)
+        values = np.asarray(dequantize(raw.data, raw.qtype), dtype=np.float32)
         if self.config.architecture in _PERMUTED_ARCHITECTURES:
             if name.endswith(("self_attn.q_proj.weight", "self_attn.q_proj.bias")):
                 values = unpermute_rotary(values, self.config.num_heads)
