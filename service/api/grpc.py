@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -15,10 +15,12 @@ from service import metrics
 from service.api.grpc_convert import completion_to_proto, models_to_proto, request_to_openai
 from service.api.proto.fncall.v1 import chat_pb2, chat_pb2_grpc
 from service.auth import ApiKeys
-from service.chat import ChatService
 from service.errors import Internal, ServiceError, Unavailable
 from service.lifecycle import Draining
 from service.logs import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
+
+if TYPE_CHECKING:
+    from service.chat import ChatService
 
 logger = logging.getLogger(__name__)
 

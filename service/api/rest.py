@@ -6,7 +6,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -15,10 +15,12 @@ from starlette.exceptions import HTTPException
 
 from service import metrics
 from service.auth import ApiKeys
-from service.chat import ChatService
 from service.errors import Internal, InvalidRequest, NotFound, ServiceError, Unavailable
 from service.lifecycle import Draining
 from service.logs import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
+
+if TYPE_CHECKING:
+    from service.chat import ChatService
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,152 @@
+"""The REST shim: routes, OpenAI error envelopes, auth, request ids, draining."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from service.api.rest import create_app
+from service.auth import ApiKeys
+from service.errors import Overloaded, Unavailable
+from service.lifecycle import Draining
+from tests.unit.api.fake_chat import COMPLETION, FakeChat
+
+
+def _client(chat: FakeChat, keys: tuple[str, ...] = (), draining: Draining | None = None):  # type: ignore[no-untyped-def]
+    app = create_app(
+        chat,  # type: ignore[arg-type]
+        ApiKeys(keys),
+        max_request_bytes=1024,
+        draining=draining or Draining(),
+    )
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+        base_url="http://test",
+    )
+
+
+def _assert_envelope(response: httpx.Response, status: int, error_type: str) -> dict[str, Any]:
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["type"] == error_type
+    assert "Traceback" not in error["message"]
+    return error  # type: ignore[no-any-return]
+
+
+async def test_completion_passes_the_body_through() -> None:
+    chat = FakeChat()
+    async with _client(chat) as client:
+        response = await client.post("/v1/chat/completions", json={"model": "m", "messages": []})
+    assert response.status_code == 200
+    assert response.json() == COMPLETION
+    assert chat.bodies == [{"model": "m", "messages": []}]
+    assert response.headers["x-request-id"]
+
+
+async def test_request_id_is_echoed() -> None:
+    async with _client(FakeChat()) as client:
+        response = await client.get("/health", headers={"x-request-id": "abc-123"})
+    assert response.headers["x-request-id"] == "abc-123"
+
+
+@pytest.mark.parametrize(
+    ("content", "code"),
+    [
+        (b"{not json", "invalid_json"),
+        (b"\xff\xfe", "invalid_json"),
+        (b"x" * 2000, "request_too_large"),
+    ],
+)
+async def test_bad_bodies_are_400(content: bytes, code: str) -> None:
+    async with _client(FakeChat()) as client:
+        response = await client.post(
+            "/v1/chat/completions", content=content, headers={"content-type": "application/json"}
+        )
+    assert _assert_envelope(response, 400, "invalid_request_error")["code"] == code
+
+
+async def test_client_errors_keep_their_param() -> None:
+    async with _client(FakeChat()) as client:
+        response = await client.post("/v1/chat/completions", json={"messages": []})
+    assert _assert_envelope(response, 400, "invalid_request_error")["param"] == "model"
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "error_type"),
+    [
+        (Overloaded("queue full"), 429, "rate_limit_error"),
+        (Unavailable("triton down"), 503, "service_unavailable_error"),
+        (RuntimeError("secret internals"), 500, "server_error"),
+    ],
+)
+async def test_server_side_errors(error: Exception, status: int, error_type: str) -> None:
+    chat = FakeChat()
+    chat.error = error
+    async with _client(chat) as client:
+        response = await client.post("/v1/chat/completions", json={"model": "m", "messages": []})
+    envelope = _assert_envelope(response, status, error_type)
+    assert "secret internals" not in envelope["message"]
+
+
+async def test_api_keys() -> None:
+    async with _client(FakeChat(), keys=("k1", "k2")) as client:
+        body = {"model": "m", "messages": []}
+        missing = await client.post("/v1/chat/completions", json=body)
+        wrong = await client.post(
+            "/v1/chat/completions", json=body, headers={"authorization": "Bearer nope"}
+        )
+        right = await client.post(
+            "/v1/chat/completions", json=body, headers={"authorization": "Bearer k2"}
+        )
+        models = await client.get("/v1/models")
+        health = await client.get("/health")
+    _assert_envelope(missing, 401, "authentication_error")
+    assert _assert_envelope(wrong, 401, "authentication_error")["code"] == "invalid_api_key"
+    assert right.status_code == 200
+    _assert_envelope(models, 401, "authentication_error")
+    assert health.status_code == 200
+
+
+async def test_models_routes() -> None:
+    async with _client(FakeChat()) as client:
+        listed = await client.get("/v1/models")
+        one = await client.get("/v1/models/m")
+        missing = await client.get("/v1/models/nope")
+    assert [m["id"] for m in listed.json()["data"]] == ["m"]
+    assert one.json()["id"] == "m"
+    _assert_envelope(missing, 404, "not_found_error")
+
+
+async def test_unknown_route_and_method() -> None:
+    async with _client(FakeChat()) as client:
+        unknown = await client.get("/v2/nothing")
+        wrong_method = await client.get("/v1/chat/completions")
+    _assert_envelope(unknown, 404, "not_found_error")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["error"]["type"] == "invalid_request_error"
+
+
+async def test_ready_and_draining() -> None:
+    chat = FakeChat()
+    draining = Draining()
+    async with _client(chat, draining=draining) as client:
+        assert (await client.get("/ready")).status_code == 200
+        chat.is_ready = False
+        _assert_envelope(await client.get("/ready"), 503, "service_unavailable_error")
+        chat.is_ready = True
+        draining.active = True
+        _assert_envelope(await client.get("/ready"), 503, "service_unavailable_error")
+        refused = await client.post("/v1/chat/completions", json={"model": "m", "messages": []})
+    assert _assert_envelope(refused, 503, "service_unavailable_error")["code"] == "shutting_down"
+    assert chat.bodies == []
+
+
+async def test_metrics_count_requests() -> None:
+    async with _client(FakeChat()) as client:
+        await client.post("/v1/chat/completions", json={"model": "m", "messages": []})
+        text = (await client.get("/metrics")).text
+    assert 'fncall_requests_total{face="rest",status="200"}' in text
+    assert "fncall_request_duration_seconds_bucket" in text

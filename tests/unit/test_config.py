@@ -1,0 +1,33 @@
+"""``fncall serve`` settings: flags over FNCALL_* environment variables over defaults."""
+
+from pathlib import Path
+
+from service.config import Settings, load_settings
+
+
+def test_defaults() -> None:
+    settings = load_settings([], env={})
+    assert settings == Settings()
+    assert settings.embedded
+
+
+def test_environment_then_flags() -> None:
+    env = {
+        "FNCALL_PORT": "9000",
+        "FNCALL_MODELS": "llm, smollm2",
+        "FNCALL_API_KEYS": "a,b",
+        "FNCALL_TRITON_URL": "triton:8001",
+        "FNCALL_BUILD": "0",
+    }
+    settings = load_settings(["--port", "9100", "--api-key", "c", "--repository", "/m"], env=env)
+    assert settings.port == 9100
+    assert settings.models == ("llm", "smollm2")
+    assert settings.api_keys == ("c", "a", "b")
+    assert settings.triton_url == "triton:8001"
+    assert not settings.embedded
+    assert not settings.build
+    assert settings.repository == Path("/m")
+
+
+def test_api_keys_are_not_in_the_repr() -> None:
+    assert "secret" not in repr(load_settings(["--api-key", "secret"], env={}))
