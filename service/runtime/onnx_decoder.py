@@ -297,6 +297,7 @@ class OnnxDecoder:
         self._slot_bytes = self._kv_heads * self._max_seq_len * self._head_dim * itemsize
         self._cache_bytes = 2 * self._num_layers * self._num_slots * self._slot_bytes
         self._logits = np.empty((self._num_slots, self._vocab_size), dtype=np.float32)
+        # owns the memory that the bindings address through _cache_ptrs
         self._cache: list[tuple[np.ndarray, np.ndarray] | tuple[ort.OrtValue, ort.OrtValue]] = []
         self._cache_ptrs: list[tuple[int, int]] = []
         for _ in range(self._num_layers):
