@@ -1,0 +1,337 @@
+"""OpenAI Chat Completions request models, their validation, and the response JSON.
+
+Requests are hand-written pydantic models: OpenAI fields first, our extensions marked. Unknown
+fields are ignored (and logged at debug), as OpenAI does. :func:`parse_request` turns every client
+mistake into one :class:`InvalidRequest` naming the offending field path in ``param``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
+
+import jsonschema
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
+
+from service.errors import InvalidRequest
+from service.generation import SamplingParams
+
+logger = logging.getLogger(__name__)
+
+_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class TextPart(_Model):
+    type: Literal["text"]
+    text: str
+
+
+Content = str | list[TextPart]
+
+
+def content_text(content: Content | None) -> str | None:
+    """A message's content as one string (text parts joined by newlines)."""
+    if content is None or isinstance(content, str):
+        return content
+    return "\n".join(part.text for part in content)
+
+
+class FunctionCall(_Model):
+    name: str
+    arguments: str  # a JSON object, as a string
+
+
+class AssistantToolCall(_Model):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class SystemMessage(_Model):
+    role: Literal["system"]
+    content: Content
+    name: str | None = None
+
+
+class DeveloperMessage(_Model):
+    role: Literal["developer"]  # OpenAI's newer name for system; rendered as system
+    content: Content
+    name: str | None = None
+
+
+class UserMessage(_Model):
+    role: Literal["user"]
+    content: Content
+    name: str | None = None
+
+
+class AssistantMessage(_Model):
+    role: Literal["assistant"]
+    content: Content | None = None
+    tool_calls: list[AssistantToolCall] | None = None
+    name: str | None = None
+
+
+class ToolMessage(_Model):
+    role: Literal["tool"]
+    content: Content
+    tool_call_id: str
+
+
+Message = Annotated[
+    SystemMessage | DeveloperMessage | UserMessage | AssistantMessage | ToolMessage,
+    Field(discriminator="role"),
+]
+
+
+class FunctionDefinition(_Model):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None  # a JSON Schema of type object
+    strict: bool | None = None
+
+
+class ToolDefinition(_Model):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+    def to_openai(self) -> dict[str, Any]:
+        """The tool as an OpenAI function dict (what chat templates expect)."""
+        return {"type": "function", "function": self.function.model_dump(exclude_none=True)}
+
+
+class NamedFunction(_Model):
+    name: str
+
+
+class NamedToolChoice(_Model):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class ResponseFormat(_Model):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: dict[str, Any] | None = None
+
+
+class ChatRequest(_Model):
+    """One Chat Completions request."""
+
+    model: str
+    messages: list[Message]
+    tools: list[ToolDefinition] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool = True
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float = Field(default=1.0, ge=0.0, le=2.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    n: int = Field(default=1, ge=1, le=8)
+    user: str | None = None
+    stream: bool = False
+    response_format: ResponseFormat | None = None
+    # Extensions (not in OpenAI's API):
+    top_k: int = Field(default=0, ge=0)  # 0: no top-k cut
+
+    @property
+    def effective_tool_choice(self) -> str | NamedToolChoice:
+        """``tool_choice`` with OpenAI's default: ``auto`` with tools, ``none`` without."""
+        if self.tool_choice is not None:
+            return self.tool_choice
+        return "auto" if self.tools else "none"
+
+    @property
+    def requested_max_tokens(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
+    @property
+    def stop_strings(self) -> list[str]:
+        stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+        return [stop for stop in stops if stop]
+
+    def to_sampling_params(
+        self, *, max_tokens: int, stop_token_ids: Sequence[int], choice: int = 0
+    ) -> SamplingParams:
+        """Engine parameters for choice ``choice`` (seeds are ``seed + choice``)."""
+        return SamplingParams(
+            max_tokens=max_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_k=self.top_k,
+            seed=None if self.seed is None else self.seed + choice,
+            stop_token_ids=tuple(stop_token_ids),
+        )
+
+
+def parse_request(body: Any) -> ChatRequest:
+    """Validate a decoded JSON body; every client mistake is one ``InvalidRequest``."""
+    if not isinstance(body, Mapping):
+        raise InvalidRequest("The request body must be a JSON object.")
+    ignored = sorted(set(body) - set(ChatRequest.model_fields))
+    if ignored:
+        logger.debug("ignoring unknown request fields: %s", ", ".join(map(str, ignored)))
+    try:
+        request = ChatRequest.model_validate(dict(body))
+    except ValidationError as exc:
+        raise _invalid(exc, body) from None
+    _check_request(request)
+    return request
+
+
+def _invalid(exc: ValidationError, body: Mapping[str, Any]) -> InvalidRequest:
+    """The most specific pydantic error as one readable ``InvalidRequest``."""
+    error = max(exc.errors(), key=lambda e: len(e["loc"]))
+    param = _param_path(error, body)
+    if error["type"] in ("missing", "union_tag_not_found"):
+        return InvalidRequest(f"Missing required parameter: '{param}'.", param=param)
+    return _field(param, f"{error['msg']}.")
+
+
+def _field(param: str, problem: str) -> InvalidRequest:
+    return InvalidRequest(f"Invalid value for '{param}': {problem}", param=param)
+
+
+def _param_path(error: ErrorDetails, body: Any) -> str:
+    """``messages[1].content`` from a pydantic ``loc``, skipping union-member tags."""
+    path, value = "", body
+    for index, key in enumerate(error["loc"]):
+        if isinstance(key, int) and isinstance(value, list) and key < len(value):
+            path, value = f"{path}[{key}]", value[key]
+        elif isinstance(value, Mapping) and (key in value or index == len(error["loc"]) - 1):
+            path, value = f"{path}.{key}" if path else str(key), value.get(str(key))
+    if error["type"].startswith("union_tag"):
+        path += ".role" if path.startswith("messages") else ".type"
+    return path
+
+
+def _check_request(request: ChatRequest) -> None:
+    if request.stream:
+        raise InvalidRequest("streaming is not supported yet", param="stream")
+    if request.response_format is not None and request.response_format.type != "text":
+        raise InvalidRequest(
+            f"response_format {request.response_format.type!r} is not supported yet "
+            "(only 'text'); it needs constrained decoding",
+            param="response_format",
+        )
+    if not request.messages:
+        raise InvalidRequest("'messages' must contain at least one message.", param="messages")
+    if isinstance(request.stop, list) and len(request.stop) > 4:
+        raise InvalidRequest("'stop' may hold at most 4 sequences.", param="stop")
+    _check_tools(request.tools or [])
+    _check_tool_choice(request)
+    _check_messages(request.messages)
+
+
+def _check_tools(tools: Sequence[ToolDefinition]) -> None:
+    seen: set[str] = set()
+    for index, tool in enumerate(tools):
+        name, param = tool.function.name, f"tools[{index}].function"
+        if not _TOOL_NAME.match(name):
+            raise _field(f"{param}.name", f"{name!r} does not match ^[a-zA-Z0-9_-]{{1,64}}$.")
+        if name in seen:
+            raise _field(f"{param}.name", f"the tool name {name!r} is used twice.")
+        seen.add(name)
+        if tool.function.parameters is not None:
+            _check_parameters(tool.function.parameters, f"{param}.parameters")
+
+
+def _check_parameters(schema: dict[str, Any], param: str) -> None:
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise _field(param, f"not a valid JSON Schema: {exc.message}.") from None
+    if schema.get("type", "object") != "object":
+        raise _field(param, "the schema must have type 'object'.")
+
+
+def _check_tool_choice(request: ChatRequest) -> None:
+    choice = request.tool_choice
+    if choice in (None, "none", "auto"):
+        return
+    if not request.tools:
+        raise InvalidRequest(
+            "'tool_choice' requires 'tools' unless it is 'none' or 'auto'.", param="tool_choice"
+        )
+    if isinstance(choice, NamedToolChoice):
+        names = {tool.function.name for tool in request.tools}
+        if choice.function.name not in names:
+            raise _field(
+                "tool_choice.function.name", f"no tool named {choice.function.name!r} in 'tools'."
+            )
+
+
+def _check_messages(messages: Sequence[Message]) -> None:
+    call_ids: set[str] = set()
+    for index, message in enumerate(messages):
+        if isinstance(message, AssistantMessage):
+            if message.content is None and not message.tool_calls:
+                raise _field(
+                    f"messages[{index}].content",
+                    "an assistant message needs content or tool_calls.",
+                )
+            for number, call in enumerate(message.tool_calls or []):
+                _check_arguments(call, f"messages[{index}].tool_calls[{number}]")
+                call_ids.add(call.id)
+        elif isinstance(message, ToolMessage) and message.tool_call_id not in call_ids:
+            raise _field(
+                f"messages[{index}].tool_call_id",
+                f"{message.tool_call_id!r} matches no earlier assistant tool call.",
+            )
+
+
+def _check_arguments(call: AssistantToolCall, param: str) -> None:
+    try:
+        arguments = json.loads(call.function.arguments)
+    except json.JSONDecodeError:
+        arguments = None
+    if not isinstance(arguments, dict):
+        raise _field(f"{param}.function.arguments", "must be a JSON object encoded as a string.")
+
+
+def completion_body(
+    *,
+    model: str,
+    fingerprint: str,
+    choices: Sequence[Mapping[str, Any]],
+    prompt_tokens: int,
+    completion_tokens: int,
+) -> dict[str, Any]:
+    """The OpenAI ``chat.completion`` object."""
+    return {
+        "id": "chatcmpl-" + uuid.uuid4().hex,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": list(choices),
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+        "system_fingerprint": fingerprint,
+    }
+
+
+def choice_body(
+    index: int,
+    content: str | None,
+    tool_calls: Sequence[Mapping[str, Any]],
+    finish_reason: str,
+) -> dict[str, Any]:
+    """One ``choices[]`` entry; ``tool_calls`` is omitted when there are none, as OpenAI does."""
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if tool_calls:
+        message["tool_calls"] = list(tool_calls)
+    return {"index": index, "message": message, "finish_reason": finish_reason, "logprobs": None}

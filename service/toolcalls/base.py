@@ -1,0 +1,155 @@
+"""What every tool-call dialect shares: the parsed call, the output split, and the parser base.
+
+A dialect parser turns one choice's generated text into OpenAI ``tool_calls`` plus leftover
+``content``. Dialects only find *spans*: stretches of text that hold JSON candidates for calls.
+This module decides which spans become calls:
+
+- a candidate is a call when it is an object with a string ``name`` among the request's tools and
+  ``arguments`` (or ``parameters``) that is a JSON object, or a string holding one;
+- a span becomes calls only when every candidate in it is a call; otherwise the whole span stays
+  in ``content`` (model text is never lost, and never shown twice);
+- with ``parallel_tool_calls: false`` only the first call is returned; further accepted calls are
+  dropped from both ``tool_calls`` and ``content`` (logged at debug), so the client sees exactly
+  what OpenAI returns in that mode: one call and no raw call markup;
+- text outside accepted spans is ``content``, stripped, ``None`` when empty.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import string
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+logger = logging.getLogger(__name__)
+
+_ID_ALPHABET = string.ascii_letters + string.digits
+_DECODER = json.JSONDecoder()
+
+
+def new_call_id() -> str:
+    """``call_`` plus 24 random alphanumerics."""
+    return "call_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(24))
+
+
+@dataclass(frozen=True)
+class ParsedCall:
+    """One tool call; ``arguments`` is a compact JSON object string (unicode kept)."""
+
+    id: str
+    name: str
+    arguments: str
+
+    def to_openai(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+
+
+@dataclass(frozen=True)
+class ParsedOutput:
+    """One choice's text split into ``content`` and ``tool_calls``."""
+
+    content: str | None
+    tool_calls: list[ParsedCall]
+
+
+@dataclass(frozen=True)
+class Span:
+    """``text[start:end]`` holds ``candidates``: decoded JSON values that may be calls."""
+
+    start: int
+    end: int
+    candidates: list[Any]
+
+
+def decode_json(text: str, position: int) -> tuple[Any, int] | None:
+    """The JSON value at ``position`` and the index after it, or ``None`` (no re-scanning)."""
+    try:
+        return _DECODER.raw_decode(text, position)
+    except json.JSONDecodeError:
+        return None
+
+
+def skip_space(text: str, position: int) -> int:
+    while position < len(text) and text[position].isspace():
+        position += 1
+    return position
+
+
+def as_candidates(value: Any) -> list[Any]:
+    """A decoded value as a list of call candidates (a JSON list holds several)."""
+    return list(value) if isinstance(value, list) else [value]
+
+
+def call_arguments(candidate: Any) -> tuple[str, dict[str, Any]] | None:
+    """``(name, arguments)`` of a well-formed call object, else ``None``."""
+    if not isinstance(candidate, Mapping) or not isinstance(candidate.get("name"), str):
+        return None
+    arguments = candidate.get("arguments", candidate.get("parameters"))
+    if isinstance(arguments, str):
+        decoded = decode_json(arguments.strip(), 0)
+        arguments = decoded[0] if decoded and decoded[1] == len(arguments.strip()) else None
+    if not isinstance(arguments, dict):
+        return None
+    return candidate["name"], arguments
+
+
+class ToolCallParser(ABC):
+    """Finds one dialect's calls in one choice's text (one instance per choice)."""
+
+    #: Pre-filled assistant text that forces a call to some tool (``tool_choice: required``).
+    required_prefill: ClassVar[str]
+
+    def __init__(self, tool_names: Collection[str], *, parallel: bool = True) -> None:
+        self._tool_names = frozenset(tool_names)
+        self._parallel = parallel
+
+    @classmethod
+    @abstractmethod
+    def named_prefill(cls, name: str) -> str:
+        """Pre-filled assistant text that forces a call to ``name`` (named ``tool_choice``)."""
+
+    @classmethod
+    @abstractmethod
+    def format_calls(cls, calls: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
+        """Assistant text of earlier calls, for templates that cannot render ``tool_calls``."""
+
+    @abstractmethod
+    def spans(self, text: str) -> Iterator[Span]:
+        """Candidate spans in order, not overlapping."""
+
+    def parse(self, text: str) -> ParsedOutput:
+        """Split ``text`` into content and calls (see the module docstring)."""
+        calls: list[ParsedCall] = []
+        kept: list[str] = []
+        position = 0
+        for span in self.spans(text):
+            span_calls = self._span_calls(span)
+            if span_calls is None:
+                continue
+            kept.append(text[position : span.start])
+            position = span.end
+            calls += span_calls
+        kept.append(text[position:])
+        if not self._parallel and len(calls) > 1:
+            logger.debug("parallel_tool_calls is false: dropping %d extra calls", len(calls) - 1)
+            calls = calls[:1]
+        content = "".join(kept).strip()
+        return ParsedOutput(content or None, calls)
+
+    def _span_calls(self, span: Span) -> list[ParsedCall] | None:
+        calls = []
+        for candidate in span.candidates:
+            parsed = call_arguments(candidate)
+            if parsed is None or parsed[0] not in self._tool_names:
+                return None
+            arguments = json.dumps(parsed[1], ensure_ascii=False, separators=(",", ":"))
+            calls.append(ParsedCall(new_call_id(), parsed[0], arguments))
+        return calls or None
