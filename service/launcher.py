@@ -31,9 +31,12 @@ logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _LOG_TAIL_LINES = 60
+EXIT_TIMEOUT_S = 5
 _TRITON_LEVEL = re.compile(r"^([IWE])\d{4} ")
 _PYTHON_LEVEL = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)\b")
 _LEVELS = {"I": logging.INFO, "W": logging.WARNING, "E": logging.ERROR}
+# Lines Triton prints on machines without a GPU driver: harmless, logged at DEBUG.
+_NO_GPU_NOISE = ("CUDA driver", "CudaDriverHelper", "pinned memory", "NVML", "DCGM")
 
 
 class TritonLaunchError(RuntimeError):
@@ -113,6 +116,8 @@ class TritonLauncher:
         if self._reader is not None:
             self._reader.join(5.0)
             self._reader = None
+        if process is not None and process.stdout is not None:
+            process.stdout.close()
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
@@ -154,7 +159,9 @@ class TritonLauncher:
             "--allow-gpu-metrics=false",
             f"--log-info={str(self.log_level <= logging.INFO).lower()}",
             f"--log-verbose={1 if verbose else 0}",
-            "--exit-timeout-secs=20",
+            # Triton 2.51 can keep a model pinned by a cancelled gRPC-stream request: bound the
+            # wait for in-flight work at shutdown.
+            f"--exit-timeout-secs={EXIT_TIMEOUT_S}",
         ]
 
     def _wait_ready(self, timeout_s: float) -> None:
@@ -248,6 +255,8 @@ def _environment(dist: Path) -> dict[str, str]:
 
 def _line_level(line: str) -> int:
     """The logging level a Triton or Python log line was written at (INFO when unmarked)."""
+    if any(noise in line for noise in _NO_GPU_NOISE):
+        return logging.DEBUG
     if match := _TRITON_LEVEL.match(line):
         return _LEVELS[match.group(1)]
     if match := _PYTHON_LEVEL.match(line):

@@ -39,8 +39,15 @@ class _Sink:
 
     def __init__(self, sender: Any) -> None:
         self._sender = sender
+        self._cancelled = False
 
     def send(self, output: Output) -> None:
+        # A cancelled request gets only the final flag: Triton 2.51 leaks a cancelled gRPC-stream
+        # request (and then hangs unloading the model) when responses with tensors follow.
+        if self._cancelled or (output.final and self.is_cancelled()):
+            if output.final:
+                self._sender.send(flags=_FINAL)
+            return
         if output.error is not None:
             code = getattr(pb_utils.TritonError, _ERROR_CODES.get(output.error.kind, "INTERNAL"))
             error = pb_utils.TritonError(str(output.error), code)
@@ -50,7 +57,8 @@ class _Sink:
         self._sender.send(response, flags=_FINAL if output.final else 0)
 
     def is_cancelled(self) -> bool:
-        return bool(self._sender.is_cancelled())
+        self._cancelled = self._cancelled or bool(self._sender.is_cancelled())
+        return self._cancelled
 
 
 def _tensors(output: Output) -> list[Any]:

@@ -1,0 +1,54 @@
+"""Session fixtures for integration tests: built models and one shared Triton per model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from service.launcher import TritonLauncher
+from service.model_repository import stage_model
+
+BUILT_REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
+SMOLLM = "smollm2-135m-instruct"
+SMOLLM_TRITON_NAME = "smollm2"
+# Small bounds so slot and queue limits are reachable from a test.
+SMOLLM_PARAMETERS = {"max_active_sequences": 4, "max_seq_len": 512, "max_queue": 4}
+
+
+def built_model(card_name: str) -> Path | None:
+    """The version directory of a model built into the in-tree repository, if any."""
+    for card in sorted(BUILT_REPOSITORY.glob("*/1/model_card.json")):
+        if json.loads(card.read_text(encoding="utf-8")).get("name") == card_name:
+            return card.parent
+    return None
+
+
+@pytest.fixture(scope="session")
+def smollm_artifacts() -> Path:
+    artifacts = built_model(SMOLLM)
+    if artifacts is None:
+        pytest.skip(
+            f"{SMOLLM} is not built: run `fncall build-model {SMOLLM} "
+            f"--repository model_repository --name {SMOLLM_TRITON_NAME}`"
+        )
+    return artifacts
+
+
+@pytest.fixture(scope="session")
+def smollm_repository(smollm_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A repository holding the llm template over the SmolLM2 artifacts, with test bounds."""
+    repository = tmp_path_factory.mktemp("triton-repository")
+    stage_model(smollm_artifacts, repository, SMOLLM_TRITON_NAME, SMOLLM_PARAMETERS)
+    return repository
+
+
+@pytest.fixture(scope="session")
+def triton_smollm(smollm_repository: Path) -> Iterator[TritonLauncher]:
+    """One Triton serving SmolLM2 as ``smollm2`` for the whole session."""
+    launcher = TritonLauncher(smollm_repository, [SMOLLM_TRITON_NAME])
+    launcher.start(timeout_s=180)
+    yield launcher
+    launcher.stop()
