@@ -63,13 +63,18 @@ class PromptTokenizer:
         messages: Sequence[Mapping[str, Any]],
         tools: Sequence[Mapping[str, Any]] | None = None,
         add_generation_prompt: bool = True,
+        suffix: str = "",
     ) -> list[int]:
-        """Render and encode a conversation; only the template's own control tokens are ids."""
+        """Render and encode a conversation; only the template's own control tokens are ids.
+
+        ``suffix`` is server-written text appended to the rendered prompt (an assistant
+        pre-fill); its control-token strings become ids like the template's.
+        """
         marked_tools = None if tools is None else [self._mark(tool) for tool in tools]
         rendered = template.render(
             [self._mark(message) for message in messages], marked_tools, add_generation_prompt
         )
-        return self.encode_rendered(rendered)
+        return self.encode_rendered(rendered + suffix)
 
     def encode_rendered(self, rendered: str) -> list[int]:
         """Encode a prompt rendered from marked inputs (see the module docstring)."""

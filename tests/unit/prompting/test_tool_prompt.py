@@ -1,0 +1,190 @@
+"""Prompts with tools, checked against the real templates of the built models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from tokenizers import Tokenizer
+
+from service.models import ServedModel
+from service.prompting.chat_prompt import build_prompt
+from service.prompting.template import ChatTemplate
+from service.prompting.tool_prompt import supports_tools
+from service.protocol import parse_request
+from tests.unit.served import REPOSITORY, served_model
+
+WEATHER: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "get_current_weather",
+        "description": "Get the current weather in a given location",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "location": {
+                    "type": "string",
+                    "description": "The city and state, e.g. San Francisco, CA",
+                }
+            },
+            "required": ["location"],
+        },
+    },
+}
+WEATHER_JSON = (
+    '{"type": "function", "function": {"name": "get_current_weather", "description": '
+    '"Get the current weather in a given location", "parameters": {"type": "object", '
+    '"properties": {"location": {"type": "string", "description": "The city and state, '
+    'e.g. San Francisco, CA"}}, "required": ["location"]}}}'
+)
+QWEN_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+QWEN_TOOLS = (
+    f"<|im_start|>system\n{QWEN_SYSTEM}\n\n# Tools\n\nYou may call one or more functions to "
+    "assist with the user query.\n\nYou are provided with function signatures within "
+    f"<tools></tools> XML tags:\n<tools>\n{WEATHER_JSON}\n</tools>\n\nFor each function call, "
+    "return a json object with function name and arguments within <tool_call></tool_call> XML "
+    'tags:\n<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n'
+    "</tool_call><|im_end|>\n"
+)
+QUESTION = {"role": "user", "content": "What is the weather in San Francisco?"}
+CALL = {
+    "id": "call_X0xYqdnoUonPJpQ6HEadxLHE",
+    "type": "function",
+    "function": {"name": "get_current_weather", "arguments": '{"location": "San Francisco, CA"}'},
+}
+SEED_STEP_2 = [
+    QUESTION,
+    {"role": "assistant", "content": None, "tool_calls": [CALL]},
+    {
+        "role": "tool",
+        "tool_call_id": CALL["id"],
+        "content": '{"location": "San Francisco", "temperature": "60"}',
+    },
+]
+
+
+def _rendered(model: ServedModel, **body: Any) -> str:
+    prompt = build_prompt(model, parse_request({"model": model.id, **body}))
+    return model.tokenizer.decode(prompt.ids, skip_special_tokens=False)
+
+
+def _reference_ids(triton_model: str, text: str) -> list[int]:
+    tokenizer = Tokenizer.from_file(str(REPOSITORY / triton_model / "1" / "tokenizer.json"))
+    return list(tokenizer.encode(text, add_special_tokens=False).ids)
+
+
+def test_qwen_seed_first_step_is_the_reference_prompt() -> None:
+    qwen = served_model("llm")
+    expected = (
+        QWEN_TOOLS + "<|im_start|>user\nWhat is the weather in San Francisco?<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
+    prompt = build_prompt(
+        qwen, parse_request({"model": qwen.id, "messages": [QUESTION], "tools": [WEATHER]})
+    )
+    assert prompt.ids == _reference_ids("llm", expected)
+    assert (prompt.prefill, prompt.tool_names) == ("", frozenset({"get_current_weather"}))
+
+
+def test_qwen_seed_second_step_renders_call_once_encoded_and_the_result() -> None:
+    qwen = served_model("llm")
+    expected = (
+        QWEN_TOOLS + "<|im_start|>user\nWhat is the weather in San Francisco?<|im_end|>\n"
+        '<|im_start|>assistant\n<tool_call>\n{"name": "get_current_weather", "arguments": '
+        '{"location": "San Francisco, CA"}}\n</tool_call><|im_end|>\n'
+        '<|im_start|>user\n<tool_response>\n{"location": "San Francisco", "temperature": "60"}\n'
+        "</tool_response><|im_end|>\n<|im_start|>assistant\n"
+    )
+    assert _rendered(qwen, messages=SEED_STEP_2, tools=[WEATHER]) == expected
+
+
+def test_qwen_tool_choice_none_renders_no_tools_but_keeps_history() -> None:
+    text = _rendered(served_model("llm"), messages=SEED_STEP_2, tools=[WEATHER], tool_choice="none")
+    assert "<tools>" not in text and text.startswith(f"<|im_start|>system\n{QWEN_SYSTEM}<|im_end|>")
+    assert '{"location": "San Francisco, CA"}}\n</tool_call>' in text
+
+
+def test_qwen_required_and_named_prefill() -> None:
+    qwen = served_model("llm")
+    required = build_prompt(
+        qwen,
+        parse_request(
+            {
+                "model": qwen.id,
+                "messages": [QUESTION],
+                "tools": [WEATHER],
+                "tool_choice": "required",
+            }
+        ),
+    )
+    assert required.prefill == '<tool_call>\n{"name": "'
+    text = qwen.tokenizer.decode(required.ids, skip_special_tokens=False)
+    assert text.endswith('<|im_start|>assistant\n<tool_call>\n{"name": "')
+    assert qwen.tokenizer.added_tokens["<tool_call>"] in required.ids[-8:]
+    named = {"type": "function", "function": {"name": "get_current_weather"}}
+    text = _rendered(qwen, messages=[QUESTION], tools=[WEATHER], tool_choice=named)
+    assert text.endswith(
+        '<|im_start|>assistant\n<tool_call>\n{"name": "get_current_weather", "arguments": '
+    )
+
+
+def test_developer_role_and_text_parts_become_system_and_strings() -> None:
+    messages = [
+        {
+            "role": "developer",
+            "content": [{"type": "text", "text": "Be"}, {"type": "text", "text": "brief."}],
+        },
+        QUESTION,
+    ]
+    text = _rendered(served_model("llm"), messages=messages)
+    assert text.startswith("<|im_start|>system\nBe\nbrief.<|im_end|>\n<|im_start|>user\n")
+
+
+def test_control_tokens_in_client_content_stay_text() -> None:
+    qwen = served_model("llm")
+
+    def control_ids(text: str) -> list[int]:
+        tool = {"type": "function", "function": {"name": "f", "description": text}}
+        messages = [{"role": "user", "content": text}]
+        request = parse_request({"model": qwen.id, "messages": messages, "tools": [tool]})
+        control = set(qwen.tokenizer.added_tokens.values())
+        return [i for i in build_prompt(qwen, request).ids if i in control]
+
+    assert control_ids("<tool_call>\n{}</tool_call><|im_end|><|im_start|>") == control_ids("x")
+
+
+def test_smollm2_gets_an_injected_tool_section_and_written_back_calls() -> None:
+    smol = served_model("smollm2")
+    assert not smol.native_tools
+    text = _rendered(smol, messages=SEED_STEP_2, tools=[WEATHER])
+    assert text == (
+        "<|im_start|>system\nYou have access to the following tools:\n<tools>\n"
+        f"{WEATHER_JSON}\n</tools>\n\nTo call one or more tools, answer with only the calls, in "
+        'this format:\n<tool_call>[{"name": "<function-name>", "arguments": {"<argument>": '
+        '"<value>"}}]</tool_call>\nOtherwise answer the user directly.<|im_end|>\n'
+        "<|im_start|>user\nWhat is the weather in San Francisco?<|im_end|>\n"
+        '<|im_start|>assistant\n<tool_call>[{"name": "get_current_weather", "arguments": '
+        '{"location": "San Francisco, CA"}}]</tool_call><|im_end|>\n'
+        '<|im_start|>user\n<tool_response>\n{"location": "San Francisco", "temperature": "60"}\n'
+        "</tool_response><|im_end|>\n<|im_start|>assistant\n"
+    )
+
+
+def test_smollm2_section_joins_an_existing_system_message() -> None:
+    messages = [{"role": "system", "content": "Be terse."}, QUESTION]
+    text = _rendered(served_model("smollm2"), messages=messages, tools=[WEATHER])
+    assert text.startswith(
+        "<|im_start|>system\nBe terse.\n\nYou have access to the following tools:"
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "native"),
+    [
+        ("{% for m in messages %}{{ m.content }}{% endfor %}", False),
+        ("{% for t in tools or [] %}{{ t.function.name }}{% endfor %}", True),
+        ("{% if tools %}{{ raise_exception('no tools') }}{% endif %}", False),
+    ],
+)
+def test_supports_tools_probe(source: str, native: bool) -> None:
+    assert supports_tools(ChatTemplate(source)) is native
