@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from service import metrics
@@ -28,7 +28,6 @@ class _Generation:
     text: TextAccumulator
     finish_reason: FinishReason | None = None
     first_token_at: float | None = None
-    result: dict[str, Any] = field(default_factory=dict)
 
 
 class ChatService:
@@ -172,7 +171,7 @@ def _choice(
     return choice_body(generation.index, parsed.content, calls, "tool_calls" if calls else reason)
 
 
-async def _run_all(jobs: list[Any]) -> None:
+async def _run_all(jobs: list[Coroutine[Any, Any, None]]) -> None:
     """Run the choices concurrently; on error or cancellation, cancel and await them all."""
     tasks = [asyncio.ensure_future(job) for job in jobs]
     try:
