@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 import numpy as np
@@ -334,8 +334,38 @@ class Scheduler:
         self._outbox.put((sink, output))
 
     def _send_loop(self) -> None:
-        while (item := self._outbox.get()) is not None:
-            _deliver(*item)
+        """Deliver outputs in order; whatever piled up meanwhile goes out merged per request."""
+        running = True
+        while running:
+            items = [self._outbox.get()]
+            while not self._outbox.empty():
+                items.append(self._outbox.get_nowait())
+            if None in items:
+                running = False
+                items = [item for item in items if item is not None]
+            for sink, output in coalesce(items):  # type: ignore[arg-type]
+                _deliver(sink, output)
+
+
+def coalesce(items: list[tuple[ResponseSink, Output]]) -> list[tuple[ResponseSink, Output]]:
+    """Merge each request's consecutive token outputs (and the final that follows them) into
+    one output, keeping every request's order; errors are never merged."""
+    merged: list[tuple[ResponseSink, Output]] = []
+    open_index: dict[int, int] = {}  # id(sink) -> index in merged of its last token output
+    for sink, output in items:
+        index = open_index.get(id(sink))
+        if index is not None and output.error is None:
+            previous = merged[index][1]
+            tokens = previous.token_ids + output.token_ids
+            merged[index] = (sink, replace(output, token_ids=tokens))
+        else:
+            merged.append((sink, output))
+            index = len(merged) - 1
+        if output.error is None and not output.final:
+            open_index[id(sink)] = index
+        else:
+            open_index.pop(id(sink), None)
+    return merged
 
 
 def _deliver(sink: ResponseSink, output: Output) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,19 +33,26 @@ _ERROR_CODES = {
     "internal": "INTERNAL",
 }
 _FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+_CANCEL_POLL_S = 0.05
 
 
 class _Sink:
-    """A scheduler sink over one request's decoupled response sender."""
+    """A scheduler sink over one request's decoupled response sender.
+
+    ``is_cancelled`` is an IPC round trip (~0.2 ms): the sender thread polls it after each send,
+    and the decode loop's every-step check reads that flag, polling itself only when the flag
+    is older than ``_CANCEL_POLL_S`` (requests still waiting for a slot).
+    """
 
     def __init__(self, sender: Any) -> None:
         self._sender = sender
         self._cancelled = False
+        self._polled = 0.0
 
     def send(self, output: Output) -> None:
         # A cancelled request gets only the final flag: Triton 2.51 leaks a cancelled gRPC-stream
         # request (and then hangs unloading the model) when responses with tensors follow.
-        if self._cancelled or (output.final and self.is_cancelled()):
+        if self._cancelled or (output.final and self._poll()):
             if output.final:
                 self._sender.send(flags=_FINAL)
             return
@@ -55,8 +63,16 @@ class _Sink:
         else:
             response = pb_utils.InferenceResponse(output_tensors=_tensors(output))
         self._sender.send(response, flags=_FINAL if output.final else 0)
+        if not output.final:
+            self._poll()
 
     def is_cancelled(self) -> bool:
+        if not self._cancelled and time.monotonic() - self._polled > _CANCEL_POLL_S:
+            self._poll()
+        return self._cancelled
+
+    def _poll(self) -> bool:
+        self._polled = time.monotonic()
         self._cancelled = self._cancelled or bool(self._sender.is_cancelled())
         return self._cancelled
 

@@ -9,7 +9,14 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import pytest
 
-from service.runtime.scheduler import Output, Request, Scheduler, SchedulerConfig
+from service.runtime.scheduler import (
+    Output,
+    Request,
+    RequestError,
+    Scheduler,
+    SchedulerConfig,
+    coalesce,
+)
 
 VOCAB = 50
 WAIT_S = 5.0
@@ -315,3 +322,39 @@ def test_shutdown_fails_in_flight_requests_exactly_once() -> None:
     late, late_sink = _request([1])
     scheduler.submit(late)
     assert str(late_sink.wait().error).startswith("unavailable: ")
+
+
+def test_a_slow_sink_gets_merged_outputs_in_order(make_scheduler) -> None:
+    class SlowSink(Sink):
+        def send(self, output: Output) -> None:
+            time.sleep(0.02)
+            super().send(output)
+
+    scheduler = make_scheduler()
+    slow = SlowSink()
+    scheduler.submit(Request(prompt_ids=[1], max_tokens=40, sink=slow, temperature=0))
+    fast, fast_sink = _request([1], max_tokens=40)
+    scheduler.submit(fast)
+    assert fast_sink.wait().finish_reason == "length"
+    assert slow.wait().finish_reason == "length"
+    assert slow.tokens == fast_sink.tokens == [(1 + i) % VOCAB for i in range(1, 41)]
+    assert len(slow.outputs) < 40
+    assert sum(o.final for o in slow.outputs) == 1
+
+
+def test_coalesce_merges_tokens_per_request_and_keeps_errors_apart() -> None:
+    a, b = Sink(), Sink()
+    error = RequestError("internal", "x")
+    items = [
+        (a, Output([1])),
+        (b, Output([7])),
+        (a, Output([2])),
+        (b, Output([], error=error)),
+        (a, Output([3], "length", 1, 3)),
+    ]
+    merged = coalesce(items)  # type: ignore[arg-type]
+    assert merged == [
+        (a, Output([1, 2, 3], "length", 1, 3)),
+        (b, Output([7])),
+        (b, Output([], error=error)),
+    ]
