@@ -10,6 +10,7 @@ shut down).
 
 from __future__ import annotations
 
+import heapq
 import logging
 import queue
 import threading
@@ -119,7 +120,8 @@ class Scheduler:
         self._eos = frozenset(config.eos_token_ids)
         self._waiting: deque[Request] = deque()
         self._running: dict[int, _Sequence] = {}
-        self._free_slots = list(range(decoder.num_slots))
+        self._free_slots = list(range(decoder.num_slots))  # a heap: lowest slot first keeps
+        # the running slots packed, so the decoder batches them in few contiguous runs
         self._lock = threading.Condition()
         self._stopping = False
         self._outbox: queue.SimpleQueue[tuple[ResponseSink, Output] | None] = queue.SimpleQueue()
@@ -237,7 +239,7 @@ class Scheduler:
                 if self._kv_reserved + budget > self._kv_budget and self._running:
                     return  # head of line waits for budget; an idle model always admits
                 self._waiting.popleft()
-            slot = self._free_slots.pop()
+            slot = heapq.heappop(self._free_slots)
             self._kv_reserved += budget
             self._running[slot] = _Sequence(
                 request=request,
@@ -304,7 +306,7 @@ class Scheduler:
         except Exception:
             logger.exception("resetting slot %d failed", seq.slot)
         finally:
-            self._free_slots.append(seq.slot)
+            heapq.heappush(self._free_slots, seq.slot)
             final = Output(
                 output.token_ids,
                 output.finish_reason,

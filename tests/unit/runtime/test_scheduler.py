@@ -358,3 +358,17 @@ def test_coalesce_merges_tokens_per_request_and_keeps_errors_apart() -> None:
         (b, Output([7])),
         (b, Output([], error=error)),
     ]
+
+
+def test_slots_are_taken_lowest_first(make_scheduler, decoder) -> None:
+    decoder.gate.clear()
+    scheduler = make_scheduler()
+    sinks = []
+    for _ in range(3):
+        request, sink = _request([1], max_tokens=2)
+        scheduler.submit(request)
+        sinks.append(sink)
+    decoder.gate.set()
+    for sink in sinks:
+        sink.wait()
+    assert sorted({slot for call in decoder.calls for slot in call}) == [0, 1, 2]
