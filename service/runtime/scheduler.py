@@ -191,6 +191,8 @@ class Scheduler:
             raise RequestError("invalid", "top_p must lie in (0, 1]")
         if request.top_k < 0:
             raise RequestError("invalid", "top_k must be >= 0")
+        if request.seed is not None and request.seed < 0:
+            raise RequestError("invalid", "seed must be >= 0")
 
     # -- decode thread -------------------------------------------------------------------------
 
