@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 import queue
 import threading
 from collections import deque
@@ -185,8 +186,8 @@ class Scheduler:
             raise RequestError("invalid", f"prompt token ids must lie in [0, {vocab})")
         if request.max_tokens < 1:
             raise RequestError("invalid", "max_tokens must be at least 1")
-        if request.temperature < 0:
-            raise RequestError("invalid", "temperature must be >= 0")
+        if not request.temperature >= 0 or math.isinf(request.temperature):
+            raise RequestError("invalid", "temperature must be a finite number >= 0")
         if not 0 < request.top_p <= 1:
             raise RequestError("invalid", "top_p must lie in (0, 1]")
         if request.top_k < 0:

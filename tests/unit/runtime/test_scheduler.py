@@ -258,6 +258,7 @@ def test_generation_is_clamped_to_the_slot_capacity(make_scheduler, decoder) -> 
         ([1], {"top_k": -1}, "top_k"),
         ([1], {"seed": -5}, "seed"),
         ([1], {"temperature": -0.5}, "temperature"),
+        ([1], {"temperature": float("nan")}, "temperature"),
     ],
 )
 def test_invalid_requests_get_one_clear_error(make_scheduler, prompt, params, needle) -> None:
