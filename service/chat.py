@@ -101,7 +101,10 @@ class ChatService:
     ) -> None:
         """Stream one choice into ``generation``; stop strings close the stream early."""
         params = request.to_sampling_params(
-            max_tokens=max_tokens, stop_token_ids=model.card.stop_token_ids, choice=generation.index
+            max_tokens=max_tokens,
+            stop_token_ids=model.card.stop_token_ids,
+            defaults=model.card.sampling_defaults,
+            choice=generation.index,
         )
         stream = self._engine.generate(model.triton_model, prompt.ids, params)
         try:

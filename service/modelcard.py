@@ -46,6 +46,9 @@ class ModelCard:
     tokenizer_file: str = TOKENIZER_FILE
     chat_template_file: str = CHAT_TEMPLATE_FILE
     extra: dict[str, Any] = field(default_factory=dict)  # converter-specific facts (graph I/O)
+    # Sampling the model's authors recommend (their generation_config): used for the
+    # temperature / top_p / top_k a request leaves out, as vLLM does by default.
+    sampling_defaults: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def load(cls, model_dir: Path) -> ModelCard:

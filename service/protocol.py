@@ -134,8 +134,9 @@ class ChatRequest(_Model):
     parallel_tool_calls: bool = True
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
-    temperature: float = Field(default=1.0, ge=0.0, le=2.0)
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    # Unset sampling fields take the model's recommended values, else OpenAI's defaults.
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     seed: int | None = None
     stop: str | list[str] | None = None
     n: int = Field(default=1, ge=1, le=8)
@@ -143,7 +144,7 @@ class ChatRequest(_Model):
     stream: bool = False
     response_format: ResponseFormat | None = None
     # Extensions (not in OpenAI's API):
-    top_k: int = Field(default=0, ge=0)  # 0: no top-k cut
+    top_k: int | None = Field(default=None, ge=0)  # 0: no top-k cut
 
     @property
     def effective_tool_choice(self) -> str | NamedToolChoice:
@@ -162,14 +163,25 @@ class ChatRequest(_Model):
         return [stop for stop in stops if stop]
 
     def to_sampling_params(
-        self, *, max_tokens: int, stop_token_ids: Sequence[int], choice: int = 0
+        self,
+        *,
+        max_tokens: int,
+        stop_token_ids: Sequence[int],
+        defaults: Mapping[str, float] | None = None,
+        choice: int = 0,
     ) -> SamplingParams:
-        """Engine parameters for choice ``choice`` (seeds are ``seed + choice``)."""
+        """Engine parameters for choice ``choice`` (seeds are ``seed + choice``); sampling
+        fields the request leaves out come from ``defaults`` (the model card's), then OpenAI's."""
+        defaults = defaults or {}
+
+        def pick(value: float | None, name: str, fallback: float) -> float:
+            return value if value is not None else defaults.get(name, fallback)
+
         return SamplingParams(
             max_tokens=max_tokens,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            top_k=self.top_k,
+            temperature=float(pick(self.temperature, "temperature", 1.0)),
+            top_p=float(pick(self.top_p, "top_p", 1.0)),
+            top_k=int(pick(self.top_k, "top_k", 0)),
             seed=None if self.seed is None else self.seed + choice,
             stop_token_ids=tuple(stop_token_ids),
         )

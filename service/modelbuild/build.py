@@ -103,7 +103,7 @@ def build_model(options: BuildOptions, progress: Progress) -> BuildResult:
     stamp = _stamp(source, options.precision)
     current = _current_card(target, stamp)
     if current is not None and not options.force:
-        card = _refresh_card(current, options, target)
+        card = _refresh_card(current, options, source, target)
         _sync_template(options.template_dir, target)
         progress(f"{target} is current ({source.name}, {options.precision}); nothing to convert")
         return BuildResult(target, card, rebuilt=False)
@@ -130,9 +130,14 @@ def _current_card(target: Path, stamp: dict[str, Any]) -> ModelCard | None:
         return None
 
 
-def _refresh_card(card: ModelCard, options: BuildOptions, target: Path) -> ModelCard:
-    """Apply a changed ``--served-name`` / ``--tool-dialect`` without reconverting."""
+def _refresh_card(
+    card: ModelCard, options: BuildOptions, source: ModelSource, target: Path
+) -> ModelCard:
+    """Apply a changed ``--served-name`` / ``--tool-dialect`` / sampling defaults without
+    reconverting."""
     changes: dict[str, Any] = {}
+    if dict(source.sampling_defaults) != card.sampling_defaults:
+        changes["sampling_defaults"] = dict(source.sampling_defaults)
     if options.served_name and options.served_name != card.name:
         changes["name"] = options.served_name
     if options.tool_dialect and options.tool_dialect != card.tool_dialect:

@@ -81,5 +81,6 @@ def make_card(
         add_bos_token=bundle.add_bos_token,
         special_tokens=dict(bundle.special_tokens),
         source=source.describe(),
+        sampling_defaults=dict(source.sampling_defaults),
         extra={**graph_facts, "model_config": asdict(config)},
     )

@@ -14,8 +14,8 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -55,6 +55,7 @@ class PackagedModel:
     sha256: str
     size: int
     parts: tuple[PackagedFile, ...]  # in join order; one part means no joining
+    sampling_defaults: Mapping[str, float] = field(default_factory=dict)  # upstream's
 
 
 def _qwen_part(index: int) -> PackagedFile:
@@ -73,6 +74,8 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
             size=491_400_064,
             parts=tuple(_qwen_part(i) for i in range(1, 7)),
+            # Upstream generation_config.json (its repetition_penalty is not supported).
+            sampling_defaults={"temperature": 0.7, "top_p": 0.8, "top_k": 20},
         ),
         PackagedModel(
             name="smollm2-135m-instruct",
@@ -104,6 +107,7 @@ class ModelSource:
     sha256: str  # digest of the GGUF, or of the HF folder's files
     origin: str = ""
     license: str = ""
+    sampling_defaults: Mapping[str, float] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
         """The ``source`` entry of the model card."""
@@ -113,6 +117,24 @@ class ModelSource:
         else:
             info["path"] = str(self.path)
         return info
+
+
+_SAMPLING_KEYS = ("temperature", "top_p", "top_k")
+
+
+def hf_sampling_defaults(folder: Path) -> dict[str, float]:
+    """temperature / top_p / top_k from ``generation_config.json`` when it samples."""
+    try:
+        config = json.loads((folder / "generation_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(config, dict) or not config.get("do_sample", False):
+        return {}
+    return {
+        key: float(config[key])
+        for key in _SAMPLING_KEYS
+        if isinstance(config.get(key), (int, float)) and not isinstance(config[key], bool)
+    }
 
 
 def default_cache_dir() -> Path:
@@ -129,14 +151,26 @@ def resolve_source(spec: str, cache_dir: Path, progress: Progress) -> ModelSourc
     if spec in PACKAGED_MODELS:
         model = PACKAGED_MODELS[spec]
         path = materialize_packaged(model, cache_dir, progress)
-        return ModelSource("packaged", path, model.name, model.sha256, model.origin, model.license)
+        return ModelSource(
+            "packaged",
+            path,
+            model.name,
+            model.sha256,
+            model.origin,
+            model.license,
+            dict(model.sampling_defaults),
+        )
     path = Path(spec).expanduser()
     if path.is_file() and path.suffix == ".gguf":
         digest = file_sha256(path, progress)
         return ModelSource("gguf", path.resolve(), path.stem.lower(), digest)
     if path.is_dir():
         return ModelSource(
-            "hf", path.resolve(), path.resolve().name.lower(), hf_folder_sha256(path)
+            "hf",
+            path.resolve(),
+            path.resolve().name.lower(),
+            hf_folder_sha256(path),
+            sampling_defaults=hf_sampling_defaults(path),
         )
     raise BuildError(
         f"unknown model source {spec!r}: expected a packaged model "

@@ -48,7 +48,9 @@ def test_defaults_and_parts() -> None:
         _body(messages=[{"role": "user", "content": [{"type": "text", "text": "a"}]}])
     )
     assert request.effective_tool_choice == "none"
-    assert (request.n, request.temperature, request.top_p, request.top_k) == (1, 1.0, 1.0, 0)
+    params = request.to_sampling_params(max_tokens=4, stop_token_ids=[])
+    assert request.n == 1
+    assert (params.temperature, params.top_p, params.top_k) == (1.0, 1.0, 0)  # OpenAI's
     assert parse_request(_body(tools=[WEATHER_TOOL])).effective_tool_choice == "auto"
 
 
@@ -74,6 +76,18 @@ def test_sampling_params_allow_list_and_seed_per_choice() -> None:
     params = request.to_sampling_params(max_tokens=10, stop_token_ids=[1, 2], choice=1)
     assert (params.max_tokens, params.temperature, params.top_p, params.top_k) == (10, 0.2, 0.9, 5)
     assert (params.seed, params.stop_token_ids, params.grammar) == (8, (1, 2), None)
+
+
+def test_model_sampling_defaults_fill_only_what_the_request_leaves_out() -> None:
+    defaults = {"temperature": 0.7, "top_p": 0.8, "top_k": 20}
+    unset = parse_request(_body()).to_sampling_params(
+        max_tokens=4, stop_token_ids=[], defaults=defaults
+    )
+    assert (unset.temperature, unset.top_p, unset.top_k) == (0.7, 0.8, 20)
+    explicit = parse_request(_body(temperature=0, top_k=0)).to_sampling_params(
+        max_tokens=4, stop_token_ids=[], defaults=defaults
+    )
+    assert (explicit.temperature, explicit.top_p, explicit.top_k) == (0.0, 0.8, 0)
 
 
 def test_max_completion_tokens_wins_over_max_tokens() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,14 @@ def test_resolve_gguf_path_and_hf_folder(tmp_path: Path) -> None:
 def test_unknown_source(tmp_path: Path) -> None:
     with pytest.raises(BuildError, match="unknown model source"):
         resolve_source(str(tmp_path / "nope.bin"), tmp_path, _quiet)
+
+
+def test_hf_sampling_defaults(tmp_path: Path) -> None:
+    from service.modelbuild.sources import hf_sampling_defaults
+
+    assert hf_sampling_defaults(tmp_path) == {}
+    config = {"do_sample": True, "temperature": 0.6, "top_p": 0.9, "top_k": 50, "foo": 1}
+    (tmp_path / "generation_config.json").write_text(json.dumps(config))
+    assert hf_sampling_defaults(tmp_path) == {"temperature": 0.6, "top_p": 0.9, "top_k": 50.0}
+    (tmp_path / "generation_config.json").write_text(json.dumps({**config, "do_sample": False}))
+    assert hf_sampling_defaults(tmp_path) == {}
