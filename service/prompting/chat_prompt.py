@@ -44,7 +44,7 @@ def build_prompt(model: ServedModel, request: ChatRequest) -> ChatPrompt:
     messages = _messages(model, request)
     if tools and not model.native_tools:
         messages = with_tool_section(messages, tool_section(tools, model.dialect))
-    prefill = _prefill(model, choice) if tools else ""
+    prefill = _prefill(model, choice, tools) if tools else ""
     ids = model.tokenizer.encode_chat(
         model.template, messages, tools if tools and model.native_tools else None, suffix=prefill
     )
@@ -54,9 +54,13 @@ def build_prompt(model: ServedModel, request: ChatRequest) -> ChatPrompt:
     return ChatPrompt(ids, prefill, frozenset(names))
 
 
-def _prefill(model: ServedModel, choice: str | NamedToolChoice) -> str:
+def _prefill(model: ServedModel, choice: str | NamedToolChoice, tools: list[dict[str, Any]]) -> str:
+    """The call opening forced into the assistant turn. ``required`` over a single tool admits
+    exactly the outputs of naming that tool, so it gets the named (longer) opening."""
     if isinstance(choice, NamedToolChoice):
         return model.dialect.named_prefill(choice.function.name)
+    if choice == "required" and len(tools) == 1:
+        return model.dialect.named_prefill(tools[0]["function"]["name"])
     return model.dialect.required_prefill if choice == "required" else ""
 
 

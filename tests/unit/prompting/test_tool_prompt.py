@@ -104,6 +104,12 @@ def test_qwen_tool_choice_none_renders_no_tools_but_keeps_history() -> None:
     assert '{"location": "San Francisco, CA"}}\n</tool_call>' in text
 
 
+OTHER_TOOL = {
+    "type": "function",
+    "function": {"name": "get_time", "parameters": {"type": "object"}},
+}
+
+
 def test_qwen_required_and_named_prefill() -> None:
     qwen = served_model("llm")
     required = build_prompt(
@@ -112,7 +118,7 @@ def test_qwen_required_and_named_prefill() -> None:
             {
                 "model": qwen.id,
                 "messages": [QUESTION],
-                "tools": [WEATHER],
+                "tools": [WEATHER, OTHER_TOOL],
                 "tool_choice": "required",
             }
         ),
@@ -122,10 +128,14 @@ def test_qwen_required_and_named_prefill() -> None:
     assert text.endswith('<|im_start|>assistant\n<tool_call>\n{"name": "')
     assert qwen.tokenizer.added_tokens["<tool_call>"] in required.ids[-8:]
     named = {"type": "function", "function": {"name": "get_current_weather"}}
-    text = _rendered(qwen, messages=[QUESTION], tools=[WEATHER], tool_choice=named)
-    assert text.endswith(
+    named_opening = (
         '<|im_start|>assistant\n<tool_call>\n{"name": "get_current_weather", "arguments": '
     )
+    text = _rendered(qwen, messages=[QUESTION], tools=[WEATHER, OTHER_TOOL], tool_choice=named)
+    assert text.endswith(named_opening)
+    # `required` over one tool admits exactly what naming it does.
+    text = _rendered(qwen, messages=[QUESTION], tools=[WEATHER], tool_choice="required")
+    assert text.endswith(named_opening)
 
 
 def test_developer_role_and_text_parts_become_system_and_strings() -> None:
