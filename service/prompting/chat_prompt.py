@@ -6,6 +6,12 @@
   opening (named: up to the arguments), so the model must write a call; the pre-fill is put back
   in front of the generated text before parsing.
 
+Earlier calls and tool results render through the template (native tools) or as the dialect's
+call text and ``<tool_response>`` user turns (injected tools). When the request offers no tools,
+they render as prose instead: with no call syntax in the prompt, markup in the history only
+invites the model to write another call (Qwen2.5-Coder-0.5B, seed weather flow, temperature 0.7:
+a text answer in 0 of 8 sampled replies with markup in the history, 8 of 8 with prose).
+
 Assistant ``tool_calls`` arguments arrive as JSON strings and are decoded before rendering
 (templates ``tojson`` them). Everything is encoded by ``PromptTokenizer``, so control-token
 strings in client content stay plain text.
@@ -15,10 +21,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from service.models import ServedModel
-from service.prompting.tool_prompt import tool_result_turn, tool_section, with_tool_section
+from service.prompting.tool_prompt import (
+    prose_calls,
+    prose_results_turn,
+    tool_result_turn,
+    tool_section,
+    with_tool_section,
+)
 from service.protocol import (
     AssistantMessage,
     ChatRequest,
@@ -26,6 +38,10 @@ from service.protocol import (
     ToolMessage,
     content_text,
 )
+from service.toolcalls import ToolCallParser
+
+# How earlier calls and results are written: through the template, as dialect text, as prose.
+HistoryStyle = Literal["template", "dialect", "prose"]
 
 
 @dataclass(frozen=True)
@@ -41,7 +57,8 @@ def build_prompt(model: ServedModel, request: ChatRequest) -> ChatPrompt:
     """Render and encode ``request`` for ``model``."""
     choice = request.effective_tool_choice
     tools = [tool.to_openai() for tool in request.tools or []] if choice != "none" else []
-    messages = _messages(model, request)
+    style = _history_style(model, bool(tools))
+    messages = _messages(request, style, model.dialect)
     if tools and not model.native_tools:
         messages = with_tool_section(messages, tool_section(tools, model.dialect))
     prefill = _prefill(model, choice, tools) if tools else ""
@@ -64,38 +81,55 @@ def _prefill(model: ServedModel, choice: str | NamedToolChoice, tools: list[dict
     return model.dialect.required_prefill if choice == "required" else ""
 
 
-def _messages(model: ServedModel, request: ChatRequest) -> list[dict[str, Any]]:
-    """OpenAI messages as template dicts (native tools) or as plain turns (injected tools)."""
+def _history_style(model: ServedModel, tools_shown: bool) -> HistoryStyle:
+    if not tools_shown:
+        return "prose"
+    return "template" if model.native_tools else "dialect"
+
+
+def _messages(
+    request: ChatRequest, style: HistoryStyle, dialect: type[ToolCallParser]
+) -> list[dict[str, Any]]:
+    """OpenAI messages as template dicts; calls and results written per ``style``."""
     call_names: dict[str, str] = {}
     out: list[dict[str, Any]] = []
-    pending_results: list[str] = []
+    pending: list[tuple[str, str]] = []  # (function name, result) of consecutive tool messages
     for message in request.messages:
-        if isinstance(message, ToolMessage) and not model.native_tools:
-            pending_results.append(content_text(message.content) or "")
+        if isinstance(message, ToolMessage) and style != "template":
+            name = call_names.get(message.tool_call_id, "")
+            pending.append((name, content_text(message.content) or ""))
             continue
-        if pending_results:
-            out.append(tool_result_turn(pending_results))
-            pending_results = []
+        if pending:
+            out.append(_results_turn(pending, style))
+            pending = []
         if isinstance(message, AssistantMessage):
             call_names.update({call.id: call.function.name for call in message.tool_calls or []})
-            out.append(_assistant(model, message))
+            out.append(_assistant(message, style, dialect))
         elif isinstance(message, ToolMessage):
             out.append(_tool_result(message, call_names))
         else:
             role = "system" if message.role == "developer" else message.role
             out.append({"role": role, "content": content_text(message.content)})
-    if pending_results:
-        out.append(tool_result_turn(pending_results))
+    if pending:
+        out.append(_results_turn(pending, style))
     return out
 
 
-def _assistant(model: ServedModel, message: AssistantMessage) -> dict[str, Any]:
+def _results_turn(results: list[tuple[str, str]], style: HistoryStyle) -> dict[str, Any]:
+    if style == "prose":
+        return prose_results_turn(results)
+    return tool_result_turn([result for _, result in results])
+
+
+def _assistant(
+    message: AssistantMessage, style: HistoryStyle, dialect: type[ToolCallParser]
+) -> dict[str, Any]:
     text = content_text(message.content)
     calls = [(c.function.name, json.loads(c.function.arguments)) for c in message.tool_calls or []]
     if not calls:
         return {"role": "assistant", "content": text or ""}
-    if not model.native_tools:
-        written = model.dialect.format_calls(calls)
+    if style != "template":
+        written = prose_calls(calls) if style == "prose" else dialect.format_calls(calls)
         return {"role": "assistant", "content": f"{text}\n{written}" if text else written}
     tool_calls = [
         {"id": call.id, "type": "function", "function": {"name": name, "arguments": arguments}}

@@ -4,6 +4,7 @@ Templates with native tool support (Qwen2.5: ``<tools>`` in the system turn) get
 OpenAI function dicts. Templates without it (SmolLM2's ChatML) get a system-prompt section that
 lists the tools and shows the dialect's call syntax; earlier assistant calls are written back as
 the dialect's call text and tool results as user turns wrapped in ``<tool_response>`` tags.
+Prompts that offer no tools get earlier calls and results as prose (``prose_calls``).
 """
 
 from __future__ import annotations
@@ -63,3 +64,17 @@ def tool_result_turn(contents: Sequence[str]) -> dict[str, Any]:
     """One user turn carrying consecutive tool results."""
     wrapped = "\n".join(f"<tool_response>\n{text}\n</tool_response>" for text in contents)
     return {"role": "user", "content": wrapped}
+
+
+def prose_calls(calls: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
+    """Earlier calls as assistant prose, for prompts that offer no tools."""
+    return "\n".join(
+        f"I called {name}({json.dumps(arguments, ensure_ascii=False)})."
+        for name, arguments in calls
+    )
+
+
+def prose_results_turn(results: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """One user turn carrying consecutive tool results as prose: ``name returned: result``."""
+    lines = "\n\n".join(f"{name or 'The tool'} returned: {result}" for name, result in results)
+    return {"role": "user", "content": lines}

@@ -98,10 +98,40 @@ def test_qwen_seed_second_step_renders_call_once_encoded_and_the_result() -> Non
     assert _rendered(qwen, messages=SEED_STEP_2, tools=[WEATHER]) == expected
 
 
-def test_qwen_tool_choice_none_renders_no_tools_but_keeps_history() -> None:
-    text = _rendered(served_model("llm"), messages=SEED_STEP_2, tools=[WEATHER], tool_choice="none")
-    assert "<tools>" not in text and text.startswith(f"<|im_start|>system\n{QWEN_SYSTEM}<|im_end|>")
-    assert '{"location": "San Francisco, CA"}}\n</tool_call>' in text
+PROSE_HISTORY = (
+    "<|im_start|>user\nWhat is the weather in San Francisco?<|im_end|>\n"
+    '<|im_start|>assistant\nI called get_current_weather({"location": "San Francisco, CA"}).'
+    "<|im_end|>\n<|im_start|>user\nget_current_weather returned: "
+    '{"location": "San Francisco", "temperature": "60"}<|im_end|>\n<|im_start|>assistant\n'
+)
+
+
+@pytest.mark.parametrize("fields", [{}, {"tools": [WEATHER], "tool_choice": "none"}])
+def test_qwen_without_tools_offered_history_is_prose(fields: dict[str, Any]) -> None:
+    text = _rendered(served_model("llm"), messages=SEED_STEP_2, **fields)
+    assert text == f"<|im_start|>system\n{QWEN_SYSTEM}<|im_end|>\n{PROSE_HISTORY}"
+    assert "<tool_call>" not in text and "<tool_response>" not in text
+
+
+def test_smollm2_without_tools_offered_history_is_prose_too() -> None:
+    text = _rendered(served_model("smollm2"), messages=SEED_STEP_2)
+    assert text.endswith(PROSE_HISTORY) and "<tool_call>" not in text
+
+
+def test_prose_keeps_assistant_text_and_joins_consecutive_results() -> None:
+    second = {**CALL, "id": "call_2", "function": {"name": "get_time", "arguments": "{}"}}
+    messages = [
+        QUESTION,
+        {"role": "assistant", "content": "Checking.", "tool_calls": [CALL, second]},
+        {"role": "tool", "tool_call_id": "call_2", "content": "noon"},
+        {"role": "tool", "tool_call_id": CALL["id"], "content": "60"},
+    ]
+    text = _rendered(served_model("llm"), messages=messages)
+    assert (
+        '<|im_start|>assistant\nChecking.\nI called get_current_weather({"location": '
+        '"San Francisco, CA"}).\nI called get_time({}).<|im_end|>\n<|im_start|>user\n'
+        "get_time returned: noon\n\nget_current_weather returned: 60<|im_end|>\n"
+    ) in text
 
 
 OTHER_TOOL = {
