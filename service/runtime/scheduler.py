@@ -339,17 +339,18 @@ class Scheduler:
         self._outbox.put((sink, output))
 
     def _send_loop(self) -> None:
-        """Deliver outputs in order; whatever piled up meanwhile goes out merged per request."""
-        running = True
-        while running:
-            items = [self._outbox.get()]
-            while not self._outbox.empty():
-                items.append(self._outbox.get_nowait())
-            if None in items:
-                running = False
-                items = [item for item in items if item is not None]
-            for sink, output in coalesce(items):  # type: ignore[arg-type]
-                _deliver(sink, output)
+        while self._send_pending():
+            pass
+
+    def _send_pending(self) -> bool:
+        """Deliver what is queued (waiting for the first item), merged per request; False after
+        the stop sentinel. Its own frame, so no sink outlives its delivery here."""
+        items = [self._outbox.get()]
+        while not self._outbox.empty():
+            items.append(self._outbox.get_nowait())
+        for sink, output in coalesce([item for item in items if item is not None]):
+            _deliver(sink, output)
+        return None not in items
 
 
 def coalesce(items: list[tuple[ResponseSink, Output]]) -> list[tuple[ResponseSink, Output]]:

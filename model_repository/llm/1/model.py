@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,28 +32,30 @@ _ERROR_CODES = {
     "internal": "INTERNAL",
 }
 _FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
-_CANCEL_POLL_S = 0.05
 
 
 class _Sink:
     """A scheduler sink over one request's decoupled response sender.
 
-    ``is_cancelled`` is an IPC round trip (~0.2 ms): the sender thread polls it after each send,
-    and the decode loop's every-step check reads that flag, polling itself only when the flag
-    is older than ``_CANCEL_POLL_S`` (requests still waiting for a slot).
+    Triton 2.51 keeps the model from unloading while a cancelled request's sender is alive or
+    was touched after its final flag, so: ``is_cancelled`` is only ever called by the decode
+    loop (never after it retired the request), a cancelled request gets the bare final flag and
+    no more tensors, and the sender is dropped with the final response.
     """
 
     def __init__(self, sender: Any) -> None:
-        self._sender = sender
+        self._sender: Any = sender
         self._cancelled = False
-        self._polled = 0.0
 
     def send(self, output: Output) -> None:
-        # A cancelled request gets only the final flag: Triton 2.51 leaks a cancelled gRPC-stream
-        # request (and then hangs unloading the model) when responses with tensors follow.
-        if self._cancelled or (output.final and self._poll()):
+        sender = self._sender
+        if sender is None:
+            return
+        if output.final:
+            self._sender = None
+        if self._cancelled:
             if output.final:
-                self._sender.send(flags=_FINAL)
+                sender.send(flags=_FINAL)
             return
         if output.error is not None:
             code = getattr(pb_utils.TritonError, _ERROR_CODES.get(output.error.kind, "INTERNAL"))
@@ -62,18 +63,12 @@ class _Sink:
             response = pb_utils.InferenceResponse(error=error)
         else:
             response = pb_utils.InferenceResponse(output_tensors=_tensors(output))
-        self._sender.send(response, flags=_FINAL if output.final else 0)
-        if not output.final:
-            self._poll()
+        sender.send(response, flags=_FINAL if output.final else 0)
 
     def is_cancelled(self) -> bool:
-        if not self._cancelled and time.monotonic() - self._polled > _CANCEL_POLL_S:
-            self._poll()
-        return self._cancelled
-
-    def _poll(self) -> bool:
-        self._polled = time.monotonic()
-        self._cancelled = self._cancelled or bool(self._sender.is_cancelled())
+        sender = self._sender
+        if sender is not None and not self._cancelled:
+            self._cancelled = bool(sender.is_cancelled())
         return self._cancelled
 
 
