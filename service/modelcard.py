@@ -16,7 +16,7 @@ TOKENIZER_FILE = "tokenizer.json"
 CHAT_TEMPLATE_FILE = "chat_template.jinja"
 ONNX_FILE = "model.onnx"
 
-Precision = Literal["fp32", "fp16", "int4"]
+Precision = Literal["fp32", "fp16", "int8", "int4"]
 ToolDialect = Literal["hermes", "smollm2", "llama3_json", "mistral"]
 
 

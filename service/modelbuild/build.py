@@ -63,7 +63,7 @@ class BuildOptions:
     source: str
     repository: Path
     name: str = "llm"
-    precision: Precision = "int4"
+    precision: Precision = "int8"
     served_name: str | None = None
     tool_dialect: ToolDialect | None = None
     force: bool = False

@@ -36,8 +36,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--precision",
         choices=get_args(Precision),
-        default="int4",
-        help="weights of the ONNX graph: int4 (MatMulNBits, fastest on CPU), fp16 or fp32",
+        default="int8",
+        help="weights of the ONNX graph: int8 (MatMulNBits 8-bit: tool calls as good as fp32 "
+        "at a third of its size), int4 (fastest on CPU, weaker tool calls), fp16 (GPU) or fp32",
     )
     p.add_argument("--served-name", help="OpenAI model id (default: from the source)")
     p.add_argument("--tool-dialect", choices=TOOL_DIALECTS, help="override the detected one")

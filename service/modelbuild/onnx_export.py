@@ -27,7 +27,8 @@ from service.modelbuild.rope import base_inv_freq
 
 logger = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "fp16", "int4")
+PRECISIONS = ("fp32", "fp16", "int8", "int4")
+WEIGHT_BITS = {"int8": 8, "int4": 4}  # MatMulNBits precisions
 OPSET = 17
 MS_DOMAIN = "com.microsoft"
 MODEL_FILE = "model.onnx"
@@ -68,6 +69,7 @@ class _DecoderGraph:
         self.cfg = ckpt.config
         self.writer = writer
         self.precision = precision
+        self.weight_bits = WEIGHT_BITS.get(precision)  # None: plain MatMul weights
         self.act_dtype = np.float16 if precision == "fp16" else np.float32
         self.act_type = TensorProto.FLOAT16 if precision == "fp16" else TensorProto.FLOAT
         self.nodes: list[onnx.NodeProto] = []
@@ -95,11 +97,17 @@ class _DecoderGraph:
         return self.const(name, self.ckpt.tensor(name))
 
     def linear(
-        self, x: str, name: str, weight: np.ndarray, bias: np.ndarray | None, bits: int = 4
+        self,
+        x: str,
+        name: str,
+        weight: np.ndarray,
+        bias: np.ndarray | None,
+        bits: int | None = None,
     ) -> str:
-        """``x @ weight.T (+ bias)`` for a ``[out, in]`` weight: MatMul, or MatMulNBits for int4."""
-        if self.precision == "int4":
-            quant = quantize_blockwise(weight.T, bits)
+        """``x @ weight.T (+ bias)`` for a ``[out, in]`` weight: MatMul, or MatMulNBits for the
+        quantized precisions (``bits`` overrides the precision's weight bits)."""
+        if self.weight_bits is not None:
+            quant = quantize_blockwise(weight.T, bits or self.weight_bits)
             inputs = [
                 x,
                 self.writer.add(f"{name}.qweight", quant.packed),
@@ -142,7 +150,7 @@ class _DecoderGraph:
         c = self.cfg
         table = self._embedding_table()
         (x,) = self.node("Gather", [table, "input_ids"])
-        if self.precision == "int4":
+        if self.weight_bits is not None:
             (x,) = self.node("Cast", [x], to=TensorProto.FLOAT)
         cos, sin = rotary_cache(c)
         self.rotary = (self.const("rotary.cos", cos), self.const("rotary.sin", sin))
@@ -173,7 +181,7 @@ class _DecoderGraph:
     def _embedding_table(self) -> str:
         """The token embedding (fp16 for int4: only one row per token is ever read)."""
         table = self.ckpt.tensor("model.embed_tokens.weight")
-        dtype = np.float16 if self.precision == "int4" else self.act_dtype
+        dtype = np.float16 if self.weight_bits is not None else self.act_dtype
         return self.writer.add("model.embed_tokens.weight", table.astype(dtype))
 
     def _attention(self, i: int, normed: str) -> str:
@@ -235,7 +243,7 @@ class _DecoderGraph:
         """Logits ``[batch, vocab]`` in float32 (tied models reuse the embedding table)."""
         tied = self.cfg.tie_word_embeddings
         name = "model.embed_tokens.weight" if tied else "lm_head.weight"
-        if self.precision == "int4":
+        if self.weight_bits is not None:
             head = self.ckpt.tensor(name)
             logits = self.linear(selected, "lm_head", head, None, bits=LM_HEAD_BITS)
         else:
@@ -333,10 +341,10 @@ def _facts(
         "files": {MODEL_FILE: model_path.stat().st_size, DATA_FILE: writer.size},
         "export_seconds": round(seconds, 1),
     }
-    if precision == "int4":
+    if precision in WEIGHT_BITS:
         facts["quantization"] = {
             "op": "MatMulNBits",
-            "bits": 4,
+            "bits": WEIGHT_BITS[precision],
             "block_size": INT4_BLOCK_SIZE,
             "symmetric": False,
             "accuracy_level": INT4_ACCURACY_LEVEL,

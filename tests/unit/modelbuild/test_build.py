@@ -122,7 +122,7 @@ def test_build_writes_the_entry(
     assert (result.model_dir / "1" / "model.onnx").read_bytes() == b"onnx"
     assert (result.model_dir / "1" / "chat_template.jinja").read_text() == TINY_TEMPLATE
     card = ModelCard.load(result.model_dir / "1")
-    assert (card.name, card.tool_dialect, card.precision) == ("tiny-chat", "hermes", "int4")
+    assert (card.name, card.tool_dialect, card.precision) == ("tiny-chat", "hermes", "int8")
     assert card.stop_token_ids == [
         card.special_tokens["<|im_end|>"],
         card.special_tokens["<|endoftext|>"],
@@ -177,7 +177,7 @@ def test_building_into_the_template_keeps_its_files(
     build_model(options, _quiet)
     assert (template_dir / "1" / "model.py").read_text() == "# model\n"
     assert (template_dir / "1" / "model.onnx").read_bytes() == b"onnx"
-    assert json.loads((template_dir / "1" / "build_stamp.json").read_text())["precision"] == "int4"
+    assert json.loads((template_dir / "1" / "build_stamp.json").read_text())["precision"] == "int8"
     assert not build_model(options, _quiet).rebuilt
 
 

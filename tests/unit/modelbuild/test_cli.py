@@ -40,12 +40,12 @@ def test_arguments_reach_the_build(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert cli.main([]) == 1
     assert (seen[1].source, seen[1].precision, seen[1].name) == (
         "qwen2.5-coder-0.5b-instruct",
-        "int4",
+        "int8",
         "llm",
     )
 
 
 def test_unknown_precision_is_a_usage_error() -> None:
     with pytest.raises(SystemExit) as caught:
-        cli.main(["--precision", "int8"])
+        cli.main(["--precision", "int3"])
     assert caught.value.code == 2

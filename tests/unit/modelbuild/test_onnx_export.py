@@ -140,9 +140,13 @@ def test_hf_folder_export_matches_reference(tiny_hf: Path, tmp_path: Path) -> No
 def test_lower_precisions_track_fp32(tiny_hf: Path, tmp_path: Path) -> None:
     fp32 = prefill_logits(export_source(tiny_hf, tmp_path / "fp32"), PROMPTS)
     fp16 = prefill_logits(export_source(tiny_hf, tmp_path / "fp16", "fp16"), PROMPTS)
+    int8 = prefill_logits(export_source(tiny_hf, tmp_path / "int8", "int8"), PROMPTS)
     int4 = prefill_logits(export_source(tiny_hf, tmp_path / "int4", "int4"), PROMPTS)
     scale = np.abs(fp32).max()
     assert np.abs(fp16 - fp32).max() < 0.01 * scale
+    # 8-bit blocks track fp32 far closer than 4-bit ones.
+    assert np.abs(int8 - fp32).max() < 0.25 * np.abs(int4 - fp32).max()
+    assert np.corrcoef(int8.ravel(), fp32.ravel())[0, 1] > 0.999
     assert np.abs(int4 - fp32).max() < 0.25 * scale
     assert np.corrcoef(int4.ravel(), fp32.ravel())[0, 1] > 0.95
 
@@ -168,7 +172,7 @@ def test_export_writes_external_data_and_facts(tiny_hf: Path, tmp_path: Path) ->
 def test_unknown_precision_is_a_build_error(tmp_path: Path) -> None:
     config = ModelConfig("llama", 1, 64, 128, 2, 1, 32, 10, 1e4, 1e-6, 64, True, False)
     with pytest.raises(BuildError, match="unknown precision"):
-        export_onnx(_Partial(config), tmp_path, "int8", lambda _: None)
+        export_onnx(_Partial(config), tmp_path, "int3", lambda _: None)
 
 
 @pytest.mark.slow
