@@ -10,8 +10,11 @@ import pytest
 
 from service.launcher import TritonLauncher
 from service.model_repository import stage_model
+from tests.integration.serving import ServiceProcess, running_service
 
 BUILT_REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
+QWEN = "qwen2.5-coder-0.5b-instruct"
+API_KEY = "test-key-7b1e"
 SMOLLM = "smollm2-135m-instruct"
 SMOLLM_TRITON_NAME = "smollm2"
 # Small bounds so slot and queue limits are reachable from a test.
@@ -52,3 +55,18 @@ def triton_smollm(smollm_repository: Path) -> Iterator[TritonLauncher]:
     launcher.start(timeout_s=180)
     yield launcher
     launcher.stop()
+
+
+@pytest.fixture(scope="session")
+def qwen_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    """The session's one ``fncall serve`` stack: embedded Triton, the default Qwen model as
+    ``llm`` (4 active sequences), one API key; REST and gRPC on free ports."""
+    artifacts = built_model(QWEN)
+    if artifacts is None:
+        pytest.skip(f"{QWEN} is not built: run `fncall build-model` (or `make models`)")
+    workdir = tmp_path_factory.mktemp("qwen-service")
+    stage_model(artifacts, workdir / "repository", "llm", {"max_active_sequences": 4})
+    with running_service(
+        workdir / "repository", ["llm"], workdir, ["--api-key", API_KEY]
+    ) as service:
+        yield service

@@ -43,19 +43,33 @@ class ServiceProcess:
             raise
 
 
-def is_ready(url: str) -> bool:
+def _answers_200(url: str) -> bool:
     try:
-        with urllib.request.urlopen(f"{url}/ready", timeout=5) as response:
+        with urllib.request.urlopen(url, timeout=5) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
 
 
+def is_ready(url: str) -> bool:
+    return _answers_200(f"{url}/ready")
+
+
+def is_live(url: str) -> bool:
+    return _answers_200(f"{url}/health")
+
+
 @contextmanager
 def running_service(
-    repository: Path, models: Sequence[str], workdir: Path, extra_args: Sequence[str] = ()
+    repository: Path,
+    models: Sequence[str],
+    workdir: Path,
+    extra_args: Sequence[str] = (),
+    *,
+    wait_ready: bool = True,
 ) -> Iterator[ServiceProcess]:
-    """Start ``fncall serve --no-build`` over ``repository``; stop it on exit."""
+    """Start ``fncall serve --no-build`` over ``repository``; stop it on exit. Without
+    ``wait_ready``, only wait until the REST port answers /health."""
     port, grpc_port = free_port(), free_port()
     command = [sys.executable, "-m", "service.cli", "serve", "--no-build", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--grpc-port", str(grpc_port)]
@@ -67,7 +81,8 @@ def running_service(
     service = ServiceProcess(process, f"http://127.0.0.1:{port}", f"127.0.0.1:{grpc_port}", log)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not is_ready(service.url):
+        check = is_ready if wait_ready else is_live
+        while not check(service.url):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"fncall serve did not become ready:\n{service.log_tail()}")
             time.sleep(0.5)
