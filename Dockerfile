@@ -12,7 +12,8 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONUNBUFFERED=1 \
     FNCALL_REPOSITORY=/models \
-    FNCALL_HOST=0.0.0.0
+    FNCALL_HOST=0.0.0.0 \
+    FNCALL_TRITONSERVER=/opt/tritonserver/bin/tritonserver
 
 WORKDIR /opt/fncall
 COPY pyproject.toml README.md ./

@@ -54,12 +54,16 @@ class TritonLauncher:
         log_level: str = "warning",
         grpc_port: int | None = None,
         http_port: int | None = None,
+        tritonserver: Path | None = None,
     ) -> None:
         self.repository = Path(repository).resolve()
         self.models = list(models)
         self.log_level = logging.getLevelName(log_level.upper())
         if not isinstance(self.log_level, int):
             raise ValueError(f"unknown log level {log_level!r}")
+        # None: the nvidia-pytriton wheel's server; else an installed one (e.g. the NGC image's
+        # /opt/tritonserver/bin/tritonserver) with its own backends.
+        self.tritonserver = Path(tritonserver) if tritonserver else None
         self.grpc_port = grpc_port or free_port()
         self.http_port = http_port or free_port()
         self._process: subprocess.Popen[str] | None = None
@@ -79,10 +83,16 @@ class TritonLauncher:
         """Launch Triton and block until every listed model is ready."""
         if self._process is not None:
             raise TritonLaunchError("this launcher is already running")
-        dist = triton_dist_dir()
+        if self.tritonserver is None:
+            dist: Path | None = triton_dist_dir()
+            binary = dist / "bin" / "tritonserver"
+        else:
+            dist, binary = None, self.tritonserver
+            if not binary.is_file():
+                raise TritonLaunchError(f"the tritonserver binary {binary} does not exist")
         self._workdir = Path(tempfile.mkdtemp(prefix="fncall-triton-"))
-        backends = _prepare_backends(dist, self._workdir)
-        command = [str(dist / "bin" / "tritonserver"), *self._arguments(backends)]
+        backends = _prepare_backends(dist, self._workdir) if dist is not None else None
+        command = [str(binary), *self._arguments(backends)]
         logger.info("starting Triton: %s", " ".join(command))
         self._process = subprocess.Popen(
             command,
@@ -144,13 +154,13 @@ class TritonLauncher:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _arguments(self, backends: Path) -> list[str]:
+    def _arguments(self, backends: Path | None) -> list[str]:
         verbose = self.log_level <= logging.DEBUG
         return [
             f"--model-repository={self.repository}",
             "--model-control-mode=explicit",
             *(f"--load-model={model}" for model in self.models),
-            f"--backend-directory={backends}",
+            *([f"--backend-directory={backends}"] if backends is not None else []),
             "--grpc-address=127.0.0.1",
             f"--grpc-port={self.grpc_port}",
             "--http-address=127.0.0.1",
@@ -240,13 +250,15 @@ def _prepare_backends(dist: Path, workdir: Path) -> Path:
     return backends
 
 
-def _environment(dist: Path) -> dict[str, str]:
-    """Our environment plus the wheel's libraries and our packages for the backend stub."""
+def _environment(dist: Path | None) -> dict[str, str]:
+    """Our environment plus the wheel's libraries (``dist``: the wheel's server folder, None for
+    an installed server) and our packages for the backend stub."""
     env = dict(os.environ)
-    libs = dist.parent.parent / "nvidia_pytriton.libs"
-    env["LD_LIBRARY_PATH"] = os.pathsep.join(
-        p for p in (env.get("LD_LIBRARY_PATH"), str(libs)) if p
-    )
+    if dist is not None:
+        libs = dist.parent.parent / "nvidia_pytriton.libs"
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(
+            p for p in (env.get("LD_LIBRARY_PATH"), str(libs)) if p
+        )
     python_path = [str(REPO_ROOT), *site.getsitepackages(), env.get("PYTHONPATH", "")]
     env["PYTHONPATH"] = os.pathsep.join(p for p in python_path if p)
     env["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), env.get("PATH", "")))

@@ -72,7 +72,10 @@ async def serve(settings: Settings) -> int:
     launcher = None
     if settings.embedded:
         launcher = TritonLauncher(
-            settings.repository, list(settings.models), log_level=settings.triton_log_level
+            settings.repository,
+            list(settings.models),
+            log_level=settings.triton_log_level,
+            tritonserver=settings.tritonserver,
         )
     url = launcher.grpc_url if launcher is not None else str(settings.triton_url)
     engine = TritonEngine(url)

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from service.launcher import TritonLauncher, _line_level, _prepare_backends, free_port
+from service.launcher import (
+    TritonLauncher,
+    TritonLaunchError,
+    _line_level,
+    _prepare_backends,
+    free_port,
+)
 
 
 @pytest.mark.parametrize(
@@ -52,3 +58,11 @@ def test_launcher_urls_use_loopback_and_given_ports(tmp_path: Path) -> None:
     assert launcher.http_url == "http://127.0.0.1:12346"
     with pytest.raises(ValueError):
         TritonLauncher(tmp_path, ["m"], log_level="loud")
+
+
+def test_an_installed_tritonserver_uses_its_own_backends(tmp_path: Path) -> None:
+    launcher = TritonLauncher(tmp_path, ["llm"], tritonserver=tmp_path / "bin" / "tritonserver")
+    assert not any(a.startswith("--backend-directory") for a in launcher._arguments(None))
+    with pytest.raises(TritonLaunchError, match="does not exist"):
+        launcher.start(timeout_s=1)
+    assert not launcher.running
