@@ -42,7 +42,7 @@ class HermesParser(ToolCallParser):
 
     @classmethod
     def named_prefill(cls, name: str) -> str:
-        return OPEN + "\n" + json.dumps({"name": name}, ensure_ascii=False)[:-1] + ', "arguments": '
+        return OPEN + "\n" + json.dumps({"name": name}, ensure_ascii=False)[:-1] + ', "arguments":'
 
     @classmethod
     def format_calls(cls, calls: Sequence[tuple[str, Mapping[str, Any]]]) -> str:

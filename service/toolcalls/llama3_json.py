@@ -36,7 +36,7 @@ class Llama3JsonParser(ToolCallParser):
 
     @classmethod
     def named_prefill(cls, name: str) -> str:
-        return json.dumps({"name": name}, ensure_ascii=False)[:-1] + ', "parameters": '
+        return json.dumps({"name": name}, ensure_ascii=False)[:-1] + ', "parameters":'
 
     @classmethod
     def format_calls(cls, calls: Sequence[tuple[str, Mapping[str, Any]]]) -> str:

@@ -23,7 +23,7 @@ class SmolLM2Parser(ToolCallParser):
 
     @classmethod
     def named_prefill(cls, name: str) -> str:
-        return OPEN + "[" + json.dumps({"name": name}, ensure_ascii=False)[:-1] + ', "arguments": '
+        return OPEN + "[" + json.dumps({"name": name}, ensure_ascii=False)[:-1] + ', "arguments":'
 
     @classmethod
     def format_calls(cls, calls: Sequence[tuple[str, Mapping[str, Any]]]) -> str:

@@ -159,7 +159,7 @@ def test_qwen_required_and_named_prefill() -> None:
     assert qwen.tokenizer.added_tokens["<tool_call>"] in required.ids[-8:]
     named = {"type": "function", "function": {"name": "get_current_weather"}}
     named_opening = (
-        '<|im_start|>assistant\n<tool_call>\n{"name": "get_current_weather", "arguments": '
+        '<|im_start|>assistant\n<tool_call>\n{"name": "get_current_weather", "arguments":'
     )
     text = _rendered(qwen, messages=[QUESTION], tools=[WEATHER, OTHER_TOOL], tool_choice=named)
     assert text.endswith(named_opening)

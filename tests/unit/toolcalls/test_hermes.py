@@ -140,7 +140,7 @@ def test_parallel_false_keeps_only_the_first_call_and_drops_the_rest_everywhere(
 
 def test_named_prefill_continues_into_a_call() -> None:
     prefill = HermesParser.named_prefill("get_time")
-    assert prefill == '<tool_call>\n{"name": "get_time", "arguments": '
+    assert prefill == '<tool_call>\n{"name": "get_time", "arguments":'
     assert _parse(prefill + '{"tz": "UTC"}}\n</tool_call>') == (None, [("get_time", {"tz": "UTC"})])
 
 
