@@ -83,11 +83,12 @@ class TritonLauncher:
         """Launch Triton and block until every listed model is ready."""
         if self._process is not None:
             raise TritonLaunchError("this launcher is already running")
+        dist: Path | None = None
         if self.tritonserver is None:
-            dist: Path | None = triton_dist_dir()
+            dist = triton_dist_dir()
             binary = dist / "bin" / "tritonserver"
         else:
-            dist, binary = None, self.tritonserver
+            binary = self.tritonserver
             if not binary.is_file():
                 raise TritonLaunchError(f"the tritonserver binary {binary} does not exist")
         self._workdir = Path(tempfile.mkdtemp(prefix="fncall-triton-"))
