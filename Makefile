@@ -23,6 +23,10 @@ models: install
 	$(BIN)/fncall build-model qwen2.5-coder-0.5b-instruct --repository $(REPO) --name llm
 	$(BIN)/fncall build-model smollm2-135m-instruct --repository $(REPO) --name smollm2
 
+# The service on the embedded default model (builds it first when missing). Flags: ARGS="...".
+serve: install
+	$(BIN)/fncall serve $(ARGS)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

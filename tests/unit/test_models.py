@@ -38,7 +38,8 @@ def test_load_two_models(tmp_path: Path) -> None:
     assert (qwen.triton_model, qwen.dialect, qwen.native_tools) == ("qwen-a", HermesParser, True)
     assert (smol.triton_model, smol.dialect, smol.native_tools) == ("small", SmolLM2Parser, False)
     assert (qwen.max_context, smol.max_context) == (1024, 8192)  # engine slot vs card context
-    assert qwen.fingerprint.startswith("fncall-int4-") and len(qwen.fingerprint) == 22
+    assert qwen.fingerprint.startswith(f"fncall-{qwen.card.precision}-")
+    assert len(qwen.fingerprint) == len("fncall-int8-") + 10
     assert qwen.template.eos_token == "<|im_end|>"
     assert [m.id for m in registry] == [qwen.id, smol.id] and len(registry) == 2
 
