@@ -96,8 +96,8 @@ def _messages(
     pending: list[tuple[str, str]] = []  # (function name, result) of consecutive tool messages
     for message in request.messages:
         if isinstance(message, ToolMessage) and style != "template":
-            name = call_names.get(message.tool_call_id, "")
-            pending.append((name, content_text(message.content) or ""))
+            # parse_request guarantees the id names an earlier call.
+            pending.append((call_names[message.tool_call_id], content_text(message.content) or ""))
             continue
         if pending:
             out.append(_results_turn(pending, style))

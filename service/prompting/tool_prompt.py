@@ -76,5 +76,5 @@ def prose_calls(calls: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
 
 def prose_results_turn(results: Sequence[tuple[str, str]]) -> dict[str, Any]:
     """One user turn carrying consecutive tool results as prose: ``name returned: result``."""
-    lines = "\n\n".join(f"{name or 'The tool'} returned: {result}" for name, result in results)
+    lines = "\n\n".join(f"{name} returned: {result}" for name, result in results)
     return {"role": "user", "content": lines}
