@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
 from prometheus_client import Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)
@@ -31,3 +36,25 @@ COMPLETION_TOKENS = Counter(
     "fncall_completion_tokens_total", "Completion tokens generated.", ["model"]
 )
 TOOL_CALLS = Counter("fncall_tool_calls_total", "Tool calls returned to clients.", ["model"])
+
+
+@dataclass
+class RequestOutcome:
+    """What a face reports about one chat completion; ``status`` is set as it resolves."""
+
+    status: str
+
+
+@contextmanager
+def track_request(face: str, unresolved: str) -> Iterator[RequestOutcome]:
+    """Count one request in flight, then record its outcome and latency (``unresolved`` is the
+    status recorded when the face never set one, e.g. on an unexpected error)."""
+    outcome = RequestOutcome(unresolved)
+    started = time.perf_counter()
+    IN_FLIGHT.inc()
+    try:
+        yield outcome
+    finally:
+        IN_FLIGHT.dec()
+        REQUESTS.labels(face, outcome.status).inc()
+        REQUEST_LATENCY.labels(face).observe(time.perf_counter() - started)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
@@ -56,29 +55,23 @@ class ChatCompletionsServicer(chat_pb2_grpc.ChatCompletionsServicer):
     async def Create(
         self, request: chat_pb2.ChatCompletionRequest, context: grpc.aio.ServicerContext
     ) -> chat_pb2.ChatCompletion:
-        started = time.perf_counter()
-        status = grpc.StatusCode.INTERNAL
-        metrics.IN_FLIGHT.inc()
-        try:
-            await self._begin(context)
-            if self._draining.active:
-                raise Unavailable("The server is shutting down.", code="shutting_down")
-            result = await self._chat.create(request_to_openai(request))
-            status = grpc.StatusCode.OK
+        with metrics.track_request("grpc", unresolved=grpc.StatusCode.INTERNAL.name) as outcome:
+            try:
+                await self._begin(context)
+                if self._draining.active:
+                    raise Unavailable("The server is shutting down.", code="shutting_down")
+                result = await self._chat.create(request_to_openai(request))
+            except ServiceError as err:
+                outcome.status = err.kind.grpc_code.name
+                await _abort(context, err)
+            except asyncio.CancelledError:
+                outcome.status = grpc.StatusCode.CANCELLED.name
+                raise
+            except Exception:
+                logger.exception("unhandled error")
+                await _abort(context, Internal("The server had an error processing your request."))
+            outcome.status = grpc.StatusCode.OK.name
             return completion_to_proto(result)
-        except ServiceError as err:
-            status = err.kind.grpc_code
-            await _abort(context, err)
-        except asyncio.CancelledError:
-            status = grpc.StatusCode.CANCELLED
-            raise
-        except Exception:
-            logger.exception("unhandled error")
-            await _abort(context, Internal("The server had an error processing your request."))
-        finally:
-            metrics.IN_FLIGHT.dec()
-            metrics.REQUESTS.labels("grpc", status.name).inc()
-            metrics.REQUEST_LATENCY.labels("grpc").observe(time.perf_counter() - started)
 
     async def CreateStream(
         self, request: chat_pb2.ChatCompletionRequest, context: grpc.aio.ServicerContext

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -84,23 +83,17 @@ def create_app(
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> JSONResponse:
-        started = time.perf_counter()
-        status = "500"
-        metrics.IN_FLIGHT.inc()
-        try:
-            if draining.active:
-                raise Unavailable("The server is shutting down.", code="shutting_down")
-            api_keys.check(request.headers.get("authorization"))
-            result = await chat.create(await _json_body(request, max_request_bytes))
-            status = "200"
+        with metrics.track_request("rest", unresolved="500") as outcome:
+            try:
+                if draining.active:
+                    raise Unavailable("The server is shutting down.", code="shutting_down")
+                api_keys.check(request.headers.get("authorization"))
+                result = await chat.create(await _json_body(request, max_request_bytes))
+            except ServiceError as err:
+                outcome.status = str(err.kind.http_status)
+                raise
+            outcome.status = "200"
             return JSONResponse(result)
-        except ServiceError as err:
-            status = str(err.kind.http_status)
-            raise
-        finally:
-            metrics.IN_FLIGHT.dec()
-            metrics.REQUESTS.labels("rest", status).inc()
-            metrics.REQUEST_LATENCY.labels("rest").observe(time.perf_counter() - started)
 
     @app.get("/v1/models")
     async def list_models(request: Request) -> JSONResponse:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 from service.launcher import REPO_ROOT, free_port
 
 START_TIMEOUT_S = 420.0
+_IN_FLIGHT = re.compile(r"^fncall_requests_in_flight (\S+)$", re.MULTILINE)
 
 
 @dataclass
@@ -49,6 +51,13 @@ def _answers_200(url: str) -> bool:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
+
+
+def in_flight(url: str) -> float:
+    """The service's ``fncall_requests_in_flight`` gauge, read from ``/metrics``."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+        match = _IN_FLIGHT.search(response.read().decode())
+    return float(match.group(1)) if match else 0.0
 
 
 def is_ready(url: str) -> bool:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
-import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from service.api.proto.fncall.v1 import chat_pb2, chat_pb2_grpc
 from service.launcher import free_port
 from tests.integration.conftest import API_KEY, QWEN, SMOLLM, SMOLLM_TRITON_NAME
-from tests.integration.serving import ServiceProcess, running_service
+from tests.integration.serving import ServiceProcess, in_flight, running_service
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +39,6 @@ WEATHER = chat_pb2.Tool(
         parameters_json=json.dumps(SCHEMA),
     ),
 )
-IN_FLIGHT = re.compile(r"^fncall_requests_in_flight (\S+)$", re.MULTILINE)
 
 
 def _request(content: str, **kwargs: Any) -> chat_pb2.ChatCompletionRequest:
@@ -193,15 +190,9 @@ async def test_bad_api_key_is_unauthenticated(stub: chat_pb2_grpc.ChatCompletion
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
-def _in_flight(url: str) -> float:
-    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
-        match = IN_FLIGHT.search(response.read().decode())
-    return float(match.group(1)) if match else 0.0
-
-
 async def _wait_idle(url: str, timeout_s: float = 20.0) -> None:
     deadline = time.monotonic() + timeout_s
-    while await asyncio.to_thread(_in_flight, url) > 0:
+    while await asyncio.to_thread(in_flight, url) > 0:
         assert time.monotonic() < deadline, "a request stayed in flight"
         await asyncio.sleep(0.1)
 
@@ -225,7 +216,7 @@ async def test_cancelled_call_frees_its_slot(
 ) -> None:
     calls = [stub.Create(_request(LONG, max_tokens=1500), metadata=AUTH) for _ in range(4)]
     deadline = time.monotonic() + 30
-    while await asyncio.to_thread(_in_flight, qwen_service.url) < 4:
+    while await asyncio.to_thread(in_flight, qwen_service.url) < 4:
         assert time.monotonic() < deadline
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.5)

@@ -3,32 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import time
-import urllib.request
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.integration.conftest import SMOLLM, SMOLLM_TRITON_NAME
-from tests.integration.serving import running_service
+from tests.integration.serving import in_flight, running_service
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-IN_FLIGHT = re.compile(r"^fncall_requests_in_flight (\S+)$", re.MULTILINE)
 LONG_ANSWER = {
     "model": SMOLLM,
     "messages": [{"role": "user", "content": "Count from 1 to 200, one number per line."}],
     "max_tokens": 96,
     "temperature": 0,
 }
-
-
-def _in_flight(url: str) -> float:
-    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
-        match = IN_FLIGHT.search(response.read().decode())
-    return float(match.group(1)) if match else 0.0
 
 
 async def test_sigterm_drains_in_flight_requests(smollm_repository: Path, tmp_path: Path) -> None:
@@ -39,7 +30,7 @@ async def test_sigterm_drains_in_flight_requests(smollm_repository: Path, tmp_pa
                 for _ in range(3)
             ]
             deadline = time.monotonic() + 30
-            while await asyncio.to_thread(_in_flight, service.url) < 3:
+            while await asyncio.to_thread(in_flight, service.url) < 3:
                 assert time.monotonic() < deadline, "requests never got in flight"
                 await asyncio.sleep(0.05)
             exit_status = asyncio.create_task(asyncio.to_thread(service.terminate))
