@@ -25,6 +25,7 @@ class LlmConfig:
     prefill_chunk: int = 512  # prompt tokens fed per sequence per step
     intra_op_threads: int = 0  # ONNX Runtime threads; 0: physical cores
     execution_provider: str = "auto"  # auto | cpu | cuda
+    grammar_cache_size: int = 256  # compiled grammars kept (LRU, keyed by content)
 
     @classmethod
     def from_triton(cls, parameters: dict[str, Any]) -> LlmConfig:
@@ -43,7 +44,13 @@ class LlmConfig:
 
     def check(self) -> None:
         """Raise ``ValueError`` for values the model cannot run with."""
-        for name in ("max_active_sequences", "max_seq_len", "max_queue", "prefill_chunk"):
+        for name in (
+            "max_active_sequences",
+            "max_seq_len",
+            "max_queue",
+            "prefill_chunk",
+            "grammar_cache_size",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"llm parameter {name} must be at least 1")
         if self.max_total_kv_tokens < 0 or self.intra_op_threads < 0:

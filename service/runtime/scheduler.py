@@ -53,6 +53,26 @@ class Output:
         return self.finish_reason is not None or self.error is not None
 
 
+class TokenConstraint(Protocol):
+    """A grammar over one sequence's generated tokens (``service.runtime.constraint``)."""
+
+    def allowed(self) -> np.ndarray:
+        """Bool ``[vocab]``: tokens allowed next (stop tokens are decided by ``accepting``)."""
+        ...
+
+    def accepting(self) -> bool:
+        """Whether the sequence may stop here."""
+        ...
+
+    def advance(self, token: int) -> None:
+        """Feed one sampled (non-stop) token."""
+        ...
+
+    def finished(self) -> bool:
+        """Whether nothing but a stop token may follow."""
+        ...
+
+
 class ResponseSink(Protocol):
     """Where one request's outputs go (e.g. a Triton response sender)."""
 
@@ -77,6 +97,7 @@ class Request:
     top_k: int = 0
     seed: int | None = None
     stop_token_ids: tuple[int, ...] = ()
+    constraint: TokenConstraint | None = None  # masks the logits of every sampled token
 
 
 @dataclass(frozen=True)
@@ -267,8 +288,16 @@ class Scheduler:
             tokens = [self._next_input(seq) for seq in batch]
             logits = self._decoder.step([seq.slot for seq in batch], tokens)
             ready = [row for row, seq in enumerate(batch) if not seq.prefilling]
+            rows = logits[ready]
+            broken: dict[int, RequestError] = {}  # row -> why its grammar could not mask it
+            for index, row in enumerate(ready):
+                if batch[row].request.constraint is not None:
+                    try:
+                        _mask(rows[index], batch[row])
+                    except RequestError as error:
+                        broken[row] = error
             picked = sample(
-                logits[ready],
+                rows,
                 [batch[row].sampling for row in ready],
                 [batch[row].rng for row in ready],
             )
@@ -277,7 +306,10 @@ class Scheduler:
             self._fail_running(RequestError("internal", f"decoding failed: {type(exc).__name__}"))
             return
         for row, token in zip(ready, picked.tolist(), strict=True):
-            self._advance(batch[row], int(token))
+            if row in broken:
+                self._retire(batch[row], Output([], error=broken[row]))
+            else:
+                self._advance(batch[row], int(token))
 
     def _next_input(self, seq: _Sequence) -> list[int]:
         """The next prompt chunk while prefilling, else the last sampled token."""
@@ -288,10 +320,21 @@ class Scheduler:
         return [seq.generated[-1]]
 
     def _advance(self, seq: _Sequence, token: int) -> None:
-        """Record one sampled token; emit it, or finish the sequence."""
+        """Record one sampled token; emit it, or finish the sequence (a stop token, the end of
+        its grammar, or its token limit)."""
         seq.generated.append(token)
+        constraint = seq.request.constraint
         if token in seq.stop_ids:
             self._retire(seq, Output([], "stop"))
+            return
+        if constraint is not None:
+            try:
+                constraint.advance(token)
+            except RequestError as error:
+                self._retire(seq, Output([], error=error))
+                return
+        if constraint is not None and constraint.finished():
+            self._retire(seq, Output([token], "stop"))
         elif len(seq.generated) >= seq.limit:
             self._retire(seq, Output([token], "length"))
         else:
@@ -351,6 +394,17 @@ class Scheduler:
         for sink, output in coalesce([item for item in items if item is not None]):
             _deliver(sink, output)
         return None not in items
+
+
+def _mask(logits: np.ndarray, seq: _Sequence) -> None:
+    """Keep only the tokens ``seq``'s grammar allows (stop tokens once it is accepting)."""
+    constraint = seq.request.constraint
+    assert constraint is not None
+    allowed = constraint.allowed()
+    allowed[list(seq.stop_ids)] = constraint.accepting()
+    if not allowed.any():
+        raise RequestError("internal", "the grammar allows no next token")
+    logits[~allowed] = -np.inf
 
 
 def coalesce(items: list[tuple[ResponseSink, Output]]) -> list[tuple[ResponseSink, Output]]:

@@ -17,6 +17,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from service.modelcard import ModelCard
+from service.runtime.constraint import GrammarCompiler
 from service.runtime.llm_config import LlmConfig
 from service.runtime.onnx_decoder import OnnxDecoder
 from service.runtime.scheduler import Output, Request, RequestError, Scheduler, SchedulerConfig
@@ -93,16 +94,22 @@ def _scalar(request: Any, name: str, default: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _parse(request: Any, sink: _Sink) -> Request:
-    """The scheduler's view of one inference request."""
-    ids = pb_utils.get_input_tensor_by_name(request, "input_ids").as_numpy().reshape(-1)
+def _parse(request: Any, sink: _Sink, grammars: GrammarCompiler) -> Request:
+    """The scheduler's view of one inference request (its grammar compiled here, on Triton's
+    thread, so a cold compile never stalls the decode loop)."""
+    ids = pb_utils.get_input_tensor_by_name(request, "input_ids").as_numpy().reshape(-1).tolist()
     grammar = _scalar(request, "grammar", b"")
+    constraint = None
     if grammar:
-        raise RequestError("invalid", "grammar-constrained decoding is not supported yet")
+        prefill = int(_scalar(request, "grammar_prefill_tokens", 0))
+        if not 0 <= prefill < len(ids):
+            raise RequestError("invalid", "grammar_prefill_tokens must lie in [0, prompt length)")
+        text = grammar.decode() if isinstance(grammar, bytes) else str(grammar)
+        constraint = grammars.constraint(text, ids[len(ids) - prefill :] if prefill else [])
     stop = pb_utils.get_input_tensor_by_name(request, "stop_token_ids")
     seed = _scalar(request, "seed", None)
     return Request(
-        prompt_ids=[int(t) for t in ids],
+        prompt_ids=ids,
         max_tokens=int(_scalar(request, "max_tokens", DEFAULT_MAX_TOKENS)),
         sink=sink,
         temperature=float(_scalar(request, "temperature", 1.0)),
@@ -110,6 +117,7 @@ def _parse(request: Any, sink: _Sink) -> Request:
         top_k=int(_scalar(request, "top_k", 0)),
         seed=None if seed is None else int(seed),
         stop_token_ids=() if stop is None else tuple(int(t) for t in stop.as_numpy().reshape(-1)),
+        constraint=constraint,
     )
 
 
@@ -129,6 +137,10 @@ class TritonPythonModel:
             provider=config.provider(),
             intra_op_threads=config.intra_op_threads or None,
         )
+        tokenizer_json = (version_dir / card.tokenizer_file).read_text(encoding="utf-8")
+        self._grammars = GrammarCompiler(
+            tokenizer_json, decoder.vocab_size, cache_size=config.grammar_cache_size
+        )
         self._scheduler = Scheduler(
             decoder,
             SchedulerConfig(
@@ -144,7 +156,7 @@ class TritonPythonModel:
         for request in requests:
             sink = _Sink(request.get_response_sender())
             try:
-                self._scheduler.submit(_parse(request, sink))
+                self._scheduler.submit(_parse(request, sink, self._grammars))
             except RequestError as error:
                 sink.send(Output([], error=error))
             except Exception as exc:  # a server bug: fail this request, keep the others

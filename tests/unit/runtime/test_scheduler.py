@@ -375,3 +375,80 @@ def test_slots_are_taken_lowest_first(make_scheduler, decoder) -> None:
     for sink in sinks:
         sink.wait()
     assert sorted({slot for call in decoder.calls for slot in call}) == [0, 1, 2]
+
+
+class EvenTokens:
+    """A fake grammar: only even tokens, complete after ``length`` of them (stop allowed
+    then), finished after ``finish_after`` (0: never)."""
+
+    def __init__(self, length: int, finish_after: int = 0) -> None:
+        self.length = length
+        self.finish_after = finish_after
+        self.seen: list[int] = []
+
+    def allowed(self) -> np.ndarray:
+        allowed = np.zeros(VOCAB, dtype=bool)
+        allowed[::2] = True
+        return allowed
+
+    def accepting(self) -> bool:
+        return len(self.seen) >= self.length
+
+    def advance(self, token: int) -> None:
+        if token % 2:
+            raise RequestError("internal", "odd token")
+        self.seen.append(token)
+
+    def finished(self) -> bool:
+        return bool(self.finish_after) and len(self.seen) >= self.finish_after
+
+
+def test_a_constraint_masks_every_sampled_token(make_scheduler) -> None:
+    scheduler = make_scheduler()
+    constraint = EvenTokens(length=100)
+    request, sink = _request([1], max_tokens=6, constraint=constraint)
+    free, free_sink = _request([1], max_tokens=6)
+    scheduler.submit(request)
+    scheduler.submit(free)
+    assert sink.wait().finish_reason == "length"
+    assert free_sink.wait().finish_reason == "length"
+    assert sink.tokens and all(t % 2 == 0 for t in sink.tokens)
+    assert constraint.seen == sink.tokens
+    assert free_sink.tokens == [2, 3, 4, 5, 6, 7]  # the unconstrained neighbour is untouched
+
+
+def test_stop_tokens_wait_until_the_grammar_accepts(make_scheduler, decoder) -> None:
+    # After a 0 the fake model wants the stop token 1; the grammar needs 4 tokens first.
+    scheduler = make_scheduler(eos_token_ids=(1,))
+    early, early_sink = _request([0], max_tokens=20, constraint=EvenTokens(length=0))
+    late, late_sink = _request([0], max_tokens=20, constraint=EvenTokens(length=4))
+    scheduler.submit(early)
+    assert early_sink.wait().finish_reason == "stop"
+    assert early_sink.tokens == []
+    scheduler.submit(late)
+    assert late_sink.wait().finish_reason == "stop"
+    assert late_sink.tokens == [0, 0, 0, 0]
+
+
+def test_a_finished_grammar_ends_the_sequence_with_its_last_token(make_scheduler) -> None:
+    scheduler = make_scheduler()
+    request, sink = _request([1], max_tokens=20, constraint=EvenTokens(0, finish_after=3))
+    scheduler.submit(request)
+    final = sink.wait()
+    assert final.finish_reason == "stop"
+    assert len(sink.tokens) == 3 and final.completion_tokens == 3
+
+
+def test_a_broken_constraint_fails_only_its_sequence(make_scheduler) -> None:
+    class Broken(EvenTokens):
+        def allowed(self) -> np.ndarray:
+            return np.zeros(VOCAB, dtype=bool)  # nothing allowed and not accepting
+
+    scheduler = make_scheduler()
+    broken, broken_sink = _request([1], max_tokens=5, constraint=Broken(length=1))
+    free, free_sink = _request([1], max_tokens=5)
+    scheduler.submit(broken)
+    scheduler.submit(free)
+    error = broken_sink.wait().error
+    assert error is not None and error.kind == "internal"
+    assert free_sink.wait().finish_reason == "length"
