@@ -13,6 +13,7 @@ from service import metrics
 from service.detokenize import TextAccumulator
 from service.errors import Internal, InvalidRequest, NotFound, Unavailable
 from service.generation import Engine, FinishReason, GenerationChunk
+from service.grammar import request_grammar
 from service.models import ModelRegistry, ServedModel
 from service.prompting.chat_prompt import ChatPrompt, build_prompt
 from service.protocol import ChatRequest, choice_body, completion_body, parse_request
@@ -48,13 +49,16 @@ class ChatService:
         request = parse_request(body)
         model = self._models.get(request.model)
         prompt = build_prompt(model, request)
+        grammar = request_grammar(request, model.dialect.syntax, model.tokenizer.added_tokens)
         max_tokens = self._max_tokens(model, request, len(prompt.ids))
         generations = [
             _Generation(i, TextAccumulator(model.tokenizer, request.stop_strings))
             for i in range(request.n)
         ]
         started = time.monotonic()
-        await _run_all([self._generate(model, request, prompt, max_tokens, g) for g in generations])
+        await _run_all(
+            [self._generate(model, request, prompt, grammar, max_tokens, g) for g in generations]
+        )
         return self._respond(model, request, prompt, generations, started)
 
     def list_models(self) -> dict[str, Any]:
@@ -96,6 +100,7 @@ class ChatService:
         model: ServedModel,
         request: ChatRequest,
         prompt: ChatPrompt,
+        grammar: str | None,
         max_tokens: int,
         generation: _Generation,
     ) -> None:
@@ -105,6 +110,8 @@ class ChatService:
             stop_token_ids=model.card.stop_token_ids,
             defaults=model.card.sampling_defaults,
             choice=generation.index,
+            grammar=grammar,
+            grammar_prefill_tokens=prompt.prefill_tokens,
         )
         stream = self._engine.generate(model.triton_model, prompt.ids, params)
         try:
@@ -171,7 +178,9 @@ def _choice(
     parser = model.dialect(prompt.tool_names, parallel=request.parallel_tool_calls)
     parsed = parser.parse(text)
     calls = [call.to_openai() for call in parsed.tool_calls]
-    return choice_body(generation.index, parsed.content, calls, "tool_calls" if calls else reason)
+    # A cut-off answer says so ("length"), even when calls before the cut were parsed.
+    finish = "tool_calls" if calls and reason != "length" else reason
+    return choice_body(generation.index, parsed.content, calls, finish)
 
 
 async def _run_all(jobs: list[Coroutine[Any, Any, None]]) -> None:

@@ -99,6 +99,8 @@ def request_inputs(prompt_ids: Sequence[int], params: SamplingParams) -> list[An
         tensors.append(("stop_token_ids", np.asarray(params.stop_token_ids, dtype=np.int32)))
     if params.grammar:
         tensors.append(("grammar", np.array([params.grammar.encode()], dtype=np.object_)))
+        prefill = np.array([params.grammar_prefill_tokens], dtype=np.int32)
+        tensors.append(("grammar_prefill_tokens", prefill))
     inputs = []
     for name, array in tensors:
         tensor = grpcclient.InferInput(name, list(array.shape), _datatype(array))

@@ -19,7 +19,8 @@ class SamplingParams:
     top_k: int = 0  # 0 means no top-k cut
     seed: int | None = None
     stop_token_ids: tuple[int, ...] = ()
-    grammar: str | None = None  # reserved for constrained decoding (JSON spec, see grammar.py)
+    grammar: str | None = None  # llguidance grammar of the assistant turn (service.grammar)
+    grammar_prefill_tokens: int = 0  # the prompt's last tokens already in that turn (pre-fill)
 
 
 @dataclass(frozen=True)

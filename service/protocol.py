@@ -119,9 +119,22 @@ class NamedToolChoice(_Model):
     function: NamedFunction
 
 
+class JsonSchemaFormat(_Model):
+    name: str
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
 class ResponseFormat(_Model):
     type: Literal["text", "json_object", "json_schema"]
-    json_schema: dict[str, Any] | None = None
+    json_schema: JsonSchemaFormat | None = None
+
+    @property
+    def schema_dict(self) -> dict[str, Any]:
+        """The ``json_schema`` answer's schema (any JSON value when it names none)."""
+        schema = self.json_schema.schema_ if self.json_schema is not None else None
+        return schema if schema is not None else {}
 
 
 class ChatRequest(_Model):
@@ -169,6 +182,8 @@ class ChatRequest(_Model):
         stop_token_ids: Sequence[int],
         defaults: Mapping[str, float] | None = None,
         choice: int = 0,
+        grammar: str | None = None,
+        grammar_prefill_tokens: int = 0,
     ) -> SamplingParams:
         """Engine parameters for choice ``choice`` (seeds are ``seed + choice``); sampling
         fields the request leaves out come from ``defaults`` (the model card's), then OpenAI's."""
@@ -184,6 +199,8 @@ class ChatRequest(_Model):
             top_k=int(pick(self.top_k, "top_k", 0)),
             seed=None if self.seed is None else self.seed + choice,
             stop_token_ids=tuple(stop_token_ids),
+            grammar=grammar,
+            grammar_prefill_tokens=grammar_prefill_tokens if grammar else 0,
         )
 
 
@@ -231,12 +248,15 @@ def _param_path(error: ErrorDetails, body: Any) -> str:
 def _check_request(request: ChatRequest) -> None:
     if request.stream:
         raise InvalidRequest("streaming is not supported yet", param="stream")
-    if request.response_format is not None and request.response_format.type != "text":
-        raise InvalidRequest(
-            f"response_format {request.response_format.type!r} is not supported yet "
-            "(only 'text'); it needs constrained decoding",
-            param="response_format",
-        )
+    response_format = request.response_format
+    if response_format and response_format.type == "json_schema":
+        if response_format.json_schema is None:
+            raise InvalidRequest(
+                "Missing required parameter: 'response_format.json_schema'.",
+                param="response_format.json_schema",
+            )
+        if response_format.json_schema.schema_ is not None:
+            _check_schema(response_format.json_schema.schema_, "response_format.json_schema.schema")
     if not request.messages:
         raise InvalidRequest("'messages' must contain at least one message.", param="messages")
     if isinstance(request.stop, list) and len(request.stop) > 4:
@@ -259,11 +279,15 @@ def _check_tools(tools: Sequence[ToolDefinition]) -> None:
             _check_parameters(tool.function.parameters, f"{param}.parameters")
 
 
-def _check_parameters(schema: dict[str, Any], param: str) -> None:
+def _check_schema(schema: dict[str, Any], param: str) -> None:
     try:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as exc:
         raise _field(param, f"not a valid JSON Schema: {exc.message}.") from None
+
+
+def _check_parameters(schema: dict[str, Any], param: str) -> None:
+    _check_schema(schema, param)
     if schema.get("type", "object") != "object":
         raise _field(param, "the schema must have type 'object'.")
 

@@ -50,6 +50,7 @@ class ChatPrompt:
 
     ids: list[int]
     prefill: str  # assistant text already in the prompt, to put before the generated text
+    prefill_tokens: int  # how many of the last ``ids`` encode ``prefill``
     tool_names: frozenset[str]  # calls to accept; empty: do not parse calls
 
 
@@ -68,7 +69,8 @@ def build_prompt(model: ServedModel, request: ChatRequest) -> ChatPrompt:
     names = {tool["function"]["name"] for tool in tools}
     if isinstance(choice, NamedToolChoice):
         names = {choice.function.name}
-    return ChatPrompt(ids, prefill, frozenset(names))
+    prefill_tokens = len(model.tokenizer.encode_rendered(prefill)) if prefill else 0
+    return ChatPrompt(ids, prefill, prefill_tokens, frozenset(names))
 
 
 def _prefill(model: ServedModel, choice: str | NamedToolChoice, tools: list[dict[str, Any]]) -> str:

@@ -68,13 +68,14 @@ class PromptTokenizer:
         """Render and encode a conversation; only the template's own control tokens are ids.
 
         ``suffix`` is server-written text appended to the rendered prompt (an assistant
-        pre-fill); its control-token strings become ids like the template's.
+        pre-fill); its control-token strings become ids like the template's. It is encoded on
+        its own, so its ids end the prompt exactly as they start a natural answer.
         """
         marked_tools = None if tools is None else [self._mark(tool) for tool in tools]
         rendered = template.render(
             [self._mark(message) for message in messages], marked_tools, add_generation_prompt
         )
-        return self.encode_rendered(rendered + suffix)
+        return self.encode_rendered(rendered) + self.encode_rendered(suffix)
 
     def encode_rendered(self, rendered: str) -> list[int]:
         """Encode a prompt rendered from marked inputs (see the module docstring)."""

@@ -53,6 +53,23 @@ class ParsedCall:
 
 
 @dataclass(frozen=True)
+class CallSyntax:
+    """How a dialect writes calls, for grammars (``service.grammar``): ``open``, one or more
+    call objects ``{"name": …, "<arguments_key>": {…}}`` joined by ``separator``, ``close``.
+
+    ``separator`` empty: one call per block, blocks joined by ``block_separator``. ``bare``: a
+    whole answer may also be call objects with no ``open``/``close`` (joined by newlines).
+    """
+
+    open: str
+    close: str
+    separator: str
+    block_separator: str
+    arguments_key: str = "arguments"
+    bare: bool = False
+
+
+@dataclass(frozen=True)
 class ParsedOutput:
     """One choice's text split into ``content`` and ``tool_calls``."""
 
@@ -106,6 +123,8 @@ class ToolCallParser(ABC):
 
     #: Pre-filled assistant text that forces a call to some tool (``tool_choice: required``).
     required_prefill: ClassVar[str]
+    #: The call syntax, for constrained decoding (the pre-fills are prefixes of it).
+    syntax: ClassVar[CallSyntax]
 
     def __init__(self, tool_names: Collection[str], *, parallel: bool = True) -> None:
         self._tool_names = frozenset(tool_names)

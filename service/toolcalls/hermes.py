@@ -14,7 +14,14 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from service.toolcalls.base import Span, ToolCallParser, as_candidates, decode_json, skip_space
+from service.toolcalls.base import (
+    CallSyntax,
+    Span,
+    ToolCallParser,
+    as_candidates,
+    decode_json,
+    skip_space,
+)
 from service.toolcalls.tagged import tagged_spans
 
 OPEN = "<tool_call>"
@@ -39,6 +46,7 @@ class HermesParser(ToolCallParser):
     """Tagged calls, else bare or fenced JSON calls."""
 
     required_prefill = OPEN + '\n{"name": "'
+    syntax = CallSyntax(OPEN + "\n", "\n" + CLOSE, "", "\n", bare=True)
 
     @classmethod
     def named_prefill(cls, name: str) -> str:

@@ -10,7 +10,14 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from service.toolcalls.base import Span, ToolCallParser, as_candidates, decode_json, skip_space
+from service.toolcalls.base import (
+    CallSyntax,
+    Span,
+    ToolCallParser,
+    as_candidates,
+    decode_json,
+    skip_space,
+)
 
 PYTHON_TAG = "<|python_tag|>"
 
@@ -33,6 +40,7 @@ class Llama3JsonParser(ToolCallParser):
     """Whole-text JSON calls, optionally introduced by the python tag."""
 
     required_prefill = '{"name": "'
+    syntax = CallSyntax("", "", "; ", "", arguments_key="parameters")
 
     @classmethod
     def named_prefill(cls, name: str) -> str:

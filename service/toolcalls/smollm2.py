@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from service.toolcalls.base import Span, ToolCallParser
+from service.toolcalls.base import CallSyntax, Span, ToolCallParser
 from service.toolcalls.tagged import tagged_spans
 
 OPEN = "<tool_call>"
@@ -20,6 +20,7 @@ class SmolLM2Parser(ToolCallParser):
     """Tagged JSON lists of calls."""
 
     required_prefill = OPEN + '[{"name": "'
+    syntax = CallSyntax(OPEN + "[", "]" + CLOSE, ", ", "")
 
     @classmethod
     def named_prefill(cls, name: str) -> str:

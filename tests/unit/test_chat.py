@@ -366,3 +366,30 @@ async def test_models_and_readiness(qwen: ServedModel, qwen_tokenizer: Tokenizer
     other = dataclasses.replace(qwen, id="other", triton_model="down")
     down = ChatService(ModelRegistry([qwen, other]), FakeEngine(qwen_tokenizer, []))
     assert not await down.ready()
+
+
+async def test_the_engine_gets_the_grammar_and_the_prefill_length(
+    qwen: ServedModel, qwen_tokenizer: Tokenizer
+) -> None:
+    service, engine = _service(
+        qwen, qwen_tokenizer, 'get_time", "arguments": {}}\n</tool_call>', "It is noon."
+    )
+    await service.create(_body(qwen, tool_choice="required"))
+    _, prompt_ids, params = engine.requests[0]
+    assert params.grammar is not None and '\\"get_time\\"' in params.grammar
+    prefill_ids = prompt_ids[-params.grammar_prefill_tokens :]
+    assert qwen.tokenizer.decode(prefill_ids, skip_special_tokens=False) == (
+        '<tool_call>\n{"name": "'
+    )
+    await service.create(_body(qwen, tool_choice="none"))
+    assert engine.requests[1][2].grammar is None
+
+
+async def test_a_cut_off_answer_reports_length_even_with_calls(
+    qwen: ServedModel, qwen_tokenizer: Tokenizer
+) -> None:
+    text = CALL_TEXT + '\n<tool_call>\n{"name": "get_time", "argu'
+    service, _ = _service(qwen, qwen_tokenizer, Script(text, finish="length"))
+    response = await service.create(_body(qwen))
+    assert response["choices"][0]["finish_reason"] == "length"
+    assert _calls(response) == [("get_current_weather", {"location": "SF"})]

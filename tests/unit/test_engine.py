@@ -14,11 +14,13 @@ def test_request_inputs_carry_only_the_given_options() -> None:
     names = [tensor.name() for tensor in inputs]
     assert names == ["input_ids", "max_tokens", "temperature", "top_p", "top_k"]
     assert inputs[0].datatype() == "INT32" and inputs[0].shape() == [3]
-    full = request_inputs(
-        [1], SamplingParams(max_tokens=1, seed=3, stop_token_ids=(2, 4), grammar="{}")
+    params = SamplingParams(
+        max_tokens=1, seed=3, stop_token_ids=(2, 4), grammar="start: /a/", grammar_prefill_tokens=2
     )
-    assert [t.name() for t in full][-3:] == ["seed", "stop_token_ids", "grammar"]
-    assert [t.datatype() for t in full][-3:] == ["INT64", "INT32", "BYTES"]
+    full = request_inputs([1], params)
+    names = ["seed", "stop_token_ids", "grammar", "grammar_prefill_tokens"]
+    assert [t.name() for t in full][-4:] == names
+    assert [t.datatype() for t in full][-4:] == ["INT64", "INT32", "BYTES", "INT32"]
 
 
 @pytest.mark.parametrize(

@@ -130,12 +130,22 @@ CASES: list[tuple[str, Any, str | None]] = [
     ("max_tokens zero", _body(max_tokens=0), "max_tokens"),
     ("too many stops", _body(stop=["a", "b", "c", "d", "e"]), "stop"),
     ("stream", _body(stream=True), "stream"),
-    ("json_object", _body(response_format={"type": "json_object"}), "response_format"),
     (
-        "json_schema",
-        _body(response_format={"type": "json_schema", "json_schema": {"name": "x"}}),
-        "response_format",
+        "json_schema without its object",
+        _body(response_format={"type": "json_schema"}),
+        "response_format.json_schema",
     ),
+    (
+        "json_schema not a schema",
+        _body(
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "x", "schema": {"type": "thing"}},
+            }
+        ),
+        "response_format.json_schema.schema",
+    ),
+    ("unknown response format", _body(response_format={"type": "yaml"}), "response_format.type"),
     ("bad tool choice", _body(tool_choice="always"), "tool_choice"),
     ("tool name pattern", _body(tools=[_with_tool(name="get weather")]), "tools[0].function.name"),
     ("tool name too long", _body(tools=[_with_tool(name="a" * 65)]), "tools[0].function.name"),
@@ -231,3 +241,21 @@ def test_response_bodies() -> None:
     assert body["object"] == "chat.completion" and isinstance(body["created"], int)
     assert body["usage"] == {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
     assert (body["model"], body["system_fingerprint"], body["choices"]) == ("m", "fp", [choice])
+
+
+def test_response_formats_parse() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    request = parse_request(
+        _body(
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "x", "schema": schema, "strict": True},
+            }
+        )
+    )
+    assert request.response_format is not None
+    assert request.response_format.schema_dict == schema
+    nameless = parse_request(
+        _body(response_format={"type": "json_schema", "json_schema": {"name": "x"}})
+    )
+    assert nameless.response_format is not None and nameless.response_format.schema_dict == {}

@@ -1,0 +1,220 @@
+"""Grammars for constrained decoding: what the assistant turn may be, built from the request.
+
+The grammar is an llguidance Lark grammar with inline JSON schemas (``%json {…}``) that covers
+the whole assistant turn, including any pre-fill already in the prompt (the Triton model feeds
+those tokens to the matcher first). Per ``tool_choice``:
+
+- ``required``: one or more calls in the dialect's syntax (exactly one when
+  ``parallel_tool_calls`` is false), each naming one of the tools, arguments valid against it;
+- named: exactly one call of that tool;
+- ``auto``: free text, or calls; the call grammar switches on at the dialect's opening (for
+  Hermes/Qwen the ``<tool_call>`` token, or a bare ``{`` at the start), so a call that starts
+  is always completed validly and names a declared tool;
+- ``none`` / no tools: only ``response_format`` (``json_object`` / ``json_schema``) constrains.
+
+Every call's arguments follow its tool's schema, whatever ``strict`` says (``strict`` asks for
+exactly this). JSON is written the way the models write it (``", "`` and ``": "``, no other
+whitespace), so the model is never pushed off its own style and cannot loop on whitespace.
+Schema keywords llguidance cannot enforce are a 400 naming the keyword, never a silent drop.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from llguidance import LLMatcher
+
+from service.errors import InvalidRequest
+from service.protocol import ChatRequest, NamedToolChoice, ToolDefinition
+from service.toolcalls.base import CallSyntax
+
+# How JSON inside grammars is written (see the module docstring).
+JSON_STYLE = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+# Arguments of a tool declared without ``parameters``: OpenAI reads that as no parameters.
+NO_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}, "additionalProperties": False}
+
+
+def request_grammar(
+    request: ChatRequest, syntax: CallSyntax, added_tokens: Mapping[str, int]
+) -> str | None:
+    """The grammar of ``request``'s assistant turn, or ``None`` when nothing constrains it.
+
+    ``added_tokens`` are the model's added tokens (text → id): call markers that are one token
+    (Qwen's ``<tool_call>``) are matched as that token, as the model writes them.
+    """
+    check_schemas(request)
+    choice = request.effective_tool_choice
+    tools = (request.tools or []) if choice != "none" else []
+    content = _content_rule(request)
+    if not tools:
+        return None if content is None else _grammar({"start": content})
+    one = isinstance(choice, NamedToolChoice) or not request.parallel_tool_calls
+    writer = _Writer(syntax, added_tokens, one=one)
+    rules = {
+        f"call_{index}": writer.call(tool)
+        for index, tool in enumerate(tools)
+        if not isinstance(choice, NamedToolChoice) or tool.function.name == choice.function.name
+    }
+    rules["call"] = " | ".join(sorted(rules))
+    rules["calls"] = f"{writer.literal(syntax.open)} {writer.after_open()}".strip()
+    if choice != "auto":
+        return _grammar({"start": "calls", **rules})
+    if content is not None:  # auto with a response format: calls, or the formatted answer
+        return _grammar({"start": f"calls | {content}", **rules})
+    return _grammar({**writer.auto(), **rules}, writer.text_lexeme())
+
+
+def check_schemas(request: ChatRequest) -> None:
+    """``InvalidRequest`` naming the field and keyword of a schema that cannot be enforced."""
+    for index, tool in enumerate(request.tools or []):
+        _check_schema(arguments_schema(tool), f"tools[{index}].function.parameters")
+    response_format = request.response_format
+    if response_format is not None and response_format.type == "json_schema":
+        _check_schema(response_format.schema_dict, "response_format.json_schema.schema")
+
+
+def arguments_schema(tool: ToolDefinition) -> dict[str, Any]:
+    """The JSON schema a call's arguments must match."""
+    parameters = tool.function.parameters
+    return NO_PARAMETERS if parameters is None else parameters
+
+
+def _check_schema(schema: Mapping[str, Any], param: str) -> None:
+    error = _schema_error(json.dumps(schema, sort_keys=True))
+    if error:
+        raise InvalidRequest(
+            f"Invalid value for '{param}': constrained decoding cannot enforce this JSON "
+            f"Schema: {error}.",
+            param=param,
+        )
+
+
+@lru_cache(maxsize=512)
+def _schema_error(schema_json: str) -> str:
+    """llguidance's complaint about a schema (e.g. ``Unimplemented keys: ["uniqueItems"]``)."""
+    try:
+        grammar = LLMatcher.grammar_from_json_schema(_styled(json.loads(schema_json)))
+    except ValueError as exc:
+        return str(exc)
+    return LLMatcher.validate_grammar(grammar).strip()
+
+
+def _styled(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """``schema`` with our JSON style as its llguidance options."""
+    options = dict(schema.get("x-guidance") or {}) | JSON_STYLE
+    return {**schema, "x-guidance": options}
+
+
+def _json(schema: Mapping[str, Any]) -> str:
+    return "%json " + json.dumps(_styled(schema), ensure_ascii=False)
+
+
+def _content_rule(request: ChatRequest) -> str | None:
+    """The rule body of a ``response_format``-constrained answer, if any."""
+    response_format = request.response_format
+    if response_format is None or response_format.type == "text":
+        return None
+    if response_format.type == "json_object":
+        return _json({"type": "object"})
+    return _json(response_format.schema_dict)
+
+
+def _grammar(rules: Mapping[str, str], *lexemes: str) -> str:
+    lines = ["%llguidance {}", f"start: {rules['start']}"]
+    lines += [f"{name}: {body}" for name, body in rules.items() if name != "start"]
+    return "\n".join([*lines, *lexemes]) + "\n"
+
+
+class _Writer:
+    """Lark pieces of one dialect's call syntax."""
+
+    def __init__(self, syntax: CallSyntax, added_tokens: Mapping[str, int], *, one: bool):
+        self._syntax = syntax
+        self._added = added_tokens
+        self._one = one  # exactly one call
+        self._pattern = re.compile(
+            "|".join(map(re.escape, sorted(added_tokens, key=len, reverse=True))) or "(?!)"
+        )
+
+    def literal(self, text: str) -> str:
+        """``text`` as Lark items: added tokens as token ids, the rest as strings."""
+        items, position = [], 0
+        for match in self._pattern.finditer(text):
+            if match.start() > position:
+                items.append(_string(text[position : match.start()]))
+            items.append(f"<[{self._added[match.group()]}]>")
+            position = match.end()
+        if position < len(text):
+            items.append(_string(text[position:]))
+        return " ".join(items)
+
+    def call(self, tool: ToolDefinition) -> str:
+        """One call object of ``tool``: name fixed, arguments per its schema."""
+        name = json.dumps(tool.function.name)
+        head = f'{{"name": {name}, "{self._syntax.arguments_key}": '
+        return f"{_string(head)} {_json(arguments_schema(tool))} {_string('}')}"
+
+    def after_open(self) -> str:
+        """The calls after the first opening. With one call per block, the last block's
+        closing is optional: the small Qwen models often end at the call's ``}`` (the parsers
+        accept that), and forcing the closing tag pushes them into writing call after call."""
+        syntax = self._syntax
+        close = self.literal(syntax.close)
+        if syntax.separator:  # all calls in one block
+            more = "" if self._one else f" ({_string(syntax.separator)} call)*"
+            return f"call{more} {close}".strip()
+        if not close:
+            return "call"
+        if self._one:
+            return f"call ({close})?"
+        between = " ".join(
+            part
+            for part in (close, _string(syntax.block_separator), self.literal(syntax.open))
+            if part
+        )
+        return f"call ({between} call)* ({close})?"
+
+    def auto(self) -> dict[str, str]:
+        """Rules of free text or calls. A call opening that is one added token (Qwen's
+        ``<tool_call>``) cannot occur in text; a textual opening ends the text lazily (at its
+        first occurrence); calls without an opening, or Hermes' bare ones, make up the whole
+        answer."""
+        syntax = self._syntax
+        if not syntax.open:
+            return {"start": "TEXT | calls"}
+        if not self._is_token(syntax.open):
+            opening = "/([^{](.|\\n)*)?" + _regex(syntax.open) + "/"
+            return {
+                "start": "TEXT | opened",
+                "opened": f"opening {self.after_open()}",
+                "opening[lazy]": opening,
+            }
+        bare = ' | call ("\\n" call)*' if syntax.bare and not self._one else ""
+        bare = " | call" if syntax.bare and self._one else bare
+        return {"start": f"TEXT | TEXT? calls{bare}"}
+
+    def text_lexeme(self) -> str:
+        """Free text: never starts with ``{`` (a bare call), never holds a textual opening."""
+        text = r"/[^{](.|\n)*/"
+        opening = self._syntax.open
+        if opening and not self._is_token(opening):
+            text += rf" & ~/(.|\n)*{_regex(opening)}(.|\n)*/"
+        return f"TEXT: {text}"
+
+    def _is_token(self, text: str) -> bool:
+        """Whether ``text`` starts with an added token."""
+        return self._pattern.match(text) is not None
+
+
+def _regex(text: str) -> str:
+    """``text`` escaped for a Lark ``/regex/``."""
+    return re.escape(text).replace("/", r"\/")
+
+
+def _string(text: str) -> str:
+    """A Lark string literal."""
+    return json.dumps(text, ensure_ascii=False)

@@ -1,0 +1,262 @@
+"""Request grammars (service.grammar) walked token by token through real llguidance matchers
+(service.runtime.constraint) over a toy byte-level tokenizer."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from service.errors import InvalidRequest
+from service.grammar import request_grammar
+from service.prompting.tokenizer import PromptTokenizer
+from service.protocol import parse_request
+from service.runtime.constraint import GrammarCompiler
+from service.runtime.scheduler import RequestError
+from service.toolcalls import parser_class
+from tests.unit.grammar.toy_tokenizer import toy_tokenizer_json
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "location": {"type": "string"},
+                "unit": {"type": "string", "enum": ["c", "f"]},
+                "days": {"type": "integer", "minimum": 1, "maximum": 7},
+            },
+            "required": ["location"],
+        },
+    },
+}
+TIME = {"type": "function", "function": {"name": "get_time"}}  # no parameters
+
+
+def call(name: str, arguments: dict[str, Any], key: str = "arguments") -> str:
+    return json.dumps({"name": name, key: arguments})
+
+
+def tagged(*calls: str) -> str:
+    return "\n".join(f"<tool_call>\n{c}\n</tool_call>" for c in calls)
+
+
+PARIS = call("get_weather", {"location": "Paris", "unit": "c"})
+NOW = call("get_time", {})
+
+
+class Walker:
+    """Builds a request's grammar for a dialect and checks texts against it."""
+
+    def __init__(self, dialect: str = "hermes", added: list[str] | None = None) -> None:
+        tokenizer_json = toy_tokenizer_json() if added is None else toy_tokenizer_json(added)
+        self.tokenizer = PromptTokenizer(tokenizer_json)
+        self.compiler = GrammarCompiler(tokenizer_json, vocab_size=300)
+        self.syntax = parser_class(dialect).syntax
+
+    def grammar(self, **body: Any) -> str | None:
+        request = {"model": "m", "messages": [{"role": "user", "content": "hi"}], **body}
+        return request_grammar(parse_request(request), self.syntax, self.tokenizer.added_tokens)
+
+    def accepts(self, grammar: str, text: str, prefill: str = "") -> bool:
+        """Whether every token of ``text`` is allowed in turn and the grammar then accepts."""
+        prefill_ids = self.tokenizer.encode_rendered(prefill) if prefill else []
+        constraint = self.compiler.constraint(grammar, prefill_ids)
+        for token in self.tokenizer.encode_rendered(text):
+            if not constraint.allowed()[token]:
+                return False
+            constraint.advance(token)
+        return constraint.accepting()
+
+
+@pytest.fixture(scope="module")
+def hermes() -> Walker:
+    return Walker()
+
+
+def test_required_admits_one_or_more_calls_to_any_tool(hermes: Walker) -> None:
+    grammar = hermes.grammar(tools=[WEATHER, TIME], tool_choice="required")
+    assert grammar is not None
+    assert hermes.accepts(grammar, tagged(PARIS))
+    assert hermes.accepts(grammar, tagged(NOW))  # the second tool too, not only the first
+    assert hermes.accepts(grammar, tagged(NOW, PARIS))
+    assert not hermes.accepts(grammar, "Sure, " + tagged(PARIS))
+    assert not hermes.accepts(grammar, "")
+
+
+def test_only_the_last_closing_tag_may_be_left_out(hermes: Walker) -> None:
+    grammar = hermes.grammar(tools=[WEATHER, TIME], tool_choice="required")
+    assert grammar is not None
+    unclosed = tagged(NOW, PARIS).removesuffix("\n</tool_call>")
+    assert hermes.accepts(grammar, unclosed)
+    assert not hermes.accepts(grammar, f"<tool_call>\n{NOW}\n<tool_call>\n{PARIS}")
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"unit": "c"},  # required field missing
+        {"location": "Paris", "unit": "kelvin"},  # outside the enum
+        {"location": "Paris", "days": 9},  # over the maximum
+        {"location": "Paris", "days": 1.5},  # not an integer
+        {"location": 3},  # wrong type
+    ],
+)
+def test_required_rejects_arguments_outside_the_schema(hermes: Walker, arguments: dict) -> None:
+    grammar = hermes.grammar(tools=[WEATHER, TIME], tool_choice="required")
+    assert grammar is not None
+    assert not hermes.accepts(grammar, tagged(call("get_weather", arguments)))
+
+
+def test_unknown_names_and_extra_arguments_of_parameterless_tools_are_rejected(
+    hermes: Walker,
+) -> None:
+    grammar = hermes.grammar(tools=[WEATHER, TIME], tool_choice="required")
+    assert grammar is not None
+    assert not hermes.accepts(grammar, tagged(call("get_wether", {"location": "x"})))
+    assert not hermes.accepts(grammar, tagged(call("get_time", {"zone": "UTC"})))
+
+
+def test_parallel_tool_calls_false_admits_exactly_one_call(hermes: Walker) -> None:
+    grammar = hermes.grammar(
+        tools=[WEATHER, TIME], tool_choice="required", parallel_tool_calls=False
+    )
+    assert grammar is not None
+    assert hermes.accepts(grammar, tagged(PARIS))
+    assert not hermes.accepts(grammar, tagged(PARIS, NOW))
+
+
+def test_named_choice_admits_only_that_tool(hermes: Walker) -> None:
+    named = {"type": "function", "function": {"name": "get_time"}}
+    grammar = hermes.grammar(tools=[WEATHER, TIME], tool_choice=named)
+    assert grammar is not None
+    assert hermes.accepts(grammar, tagged(NOW))
+    assert not hermes.accepts(grammar, tagged(PARIS))
+    assert not hermes.accepts(grammar, tagged(NOW, NOW))
+
+
+def test_the_prompt_prefill_is_fed_to_the_matcher_first(hermes: Walker) -> None:
+    grammar = hermes.grammar(tools=[WEATHER, TIME], tool_choice="required")
+    assert grammar is not None
+    prefill = parser_class("hermes").required_prefill
+    full = tagged(PARIS)
+    assert hermes.accepts(grammar, full[len(prefill) :], prefill=prefill)
+    with pytest.raises(RequestError, match="pre-filled"):
+        hermes.compiler.constraint(grammar, hermes.tokenizer.encode_rendered("Hello"))
+
+
+def test_auto_admits_text_or_valid_calls_only(hermes: Walker) -> None:
+    grammar = hermes.grammar(tools=[WEATHER, TIME])
+    assert grammar is not None
+    assert hermes.accepts(grammar, "It is sunny in Paris.")
+    assert hermes.accepts(grammar, tagged(PARIS))
+    assert hermes.accepts(grammar, "Let me check.\n" + tagged(PARIS, NOW))
+    assert hermes.accepts(grammar, PARIS)  # Qwen's bare-JSON habit, validated too
+    # A call that starts must be completed validly:
+    assert not hermes.accepts(grammar, tagged(call("get_weather", {"unit": "c"})))
+    assert not hermes.accepts(grammar, call("launch", {}))
+    assert not hermes.accepts(grammar, "Done.\n" + tagged(PARIS) + "\nBye")
+
+
+def test_tool_choice_none_and_no_tools_need_no_grammar(hermes: Walker) -> None:
+    assert hermes.grammar(tools=[WEATHER], tool_choice="none") is None
+    assert hermes.grammar() is None
+
+
+def test_response_formats_constrain_plain_answers(hermes: Walker) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "age": {"type": "integer", "minimum": 0}},
+        "required": ["name", "age"],
+        "additionalProperties": False,
+    }
+    grammar = hermes.grammar(
+        response_format={"type": "json_schema", "json_schema": {"name": "p", "schema": schema}}
+    )
+    assert grammar is not None
+    assert hermes.accepts(grammar, '{"name": "Ada", "age": 36}')
+    assert not hermes.accepts(grammar, '{"name": "Ada"}')
+    assert not hermes.accepts(grammar, '{"name": "Ada", "age": -1}')
+    assert not hermes.accepts(grammar, "Ada is 36.")
+    any_object = hermes.grammar(response_format={"type": "json_object"})
+    assert any_object is not None
+    assert hermes.accepts(any_object, '{"colors": ["red", "green"]}')
+    assert not hermes.accepts(any_object, '["red"]')
+
+
+def test_auto_with_a_response_format_admits_calls_or_the_format(hermes: Walker) -> None:
+    grammar = hermes.grammar(tools=[WEATHER], response_format={"type": "json_object"})
+    assert grammar is not None
+    assert hermes.accepts(grammar, tagged(PARIS))
+    assert hermes.accepts(grammar, '{"answer": 42}')
+    assert not hermes.accepts(grammar, "plain text")
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "keyword"),
+    [
+        (
+            {"tools": [{"type": "function", "function": {"name": "f", "parameters": {
+                "type": "object", "properties": {"a": {"type": "array", "uniqueItems": True}}}}}]},
+            "tools[0].function.parameters",
+            "uniqueItems",
+        ),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {
+                "type": "object", "if": {"required": ["a"]}, "then": {"required": ["b"]}}}}},
+            "response_format.json_schema.schema",
+            '"if"',
+        ),
+    ],
+)  # fmt: skip
+def test_unenforceable_schema_keywords_are_a_400_naming_them(
+    hermes: Walker, body: dict, param: str, keyword: str
+) -> None:
+    with pytest.raises(InvalidRequest) as error:
+        hermes.grammar(**body)
+    assert error.value.param == param
+    assert keyword in str(error.value)
+
+
+def test_textual_call_markers_cannot_hide_in_free_text() -> None:
+    smollm2 = Walker("smollm2", added=["<|im_end|>"])  # <tool_call> is plain text here
+    listed = "<tool_call>[" + PARIS + ", " + NOW + "]</tool_call>"
+    required = smollm2.grammar(tools=[WEATHER, TIME], tool_choice="required")
+    assert required is not None
+    assert smollm2.accepts(required, listed)
+    auto = smollm2.grammar(tools=[WEATHER, TIME])
+    assert auto is not None
+    assert smollm2.accepts(auto, "Calling it: " + listed)
+    assert smollm2.accepts(auto, "No call needed.")
+    assert not smollm2.accepts(auto, 'Calling it: <tool_call>[{"name": "launch"}]</tool_call>')
+
+
+def test_llama3_json_calls_use_parameters_and_semicolons() -> None:
+    llama = Walker("llama3_json", added=["<|eot_id|>"])
+    grammar = llama.grammar(tools=[WEATHER, TIME], tool_choice="required")
+    assert grammar is not None
+    weather = call("get_weather", {"location": "Oslo"}, key="parameters")
+    now = call("get_time", {}, key="parameters")
+    assert llama.accepts(grammar, f"{weather}; {now}")
+    assert not llama.accepts(grammar, call("get_weather", {"location": "Oslo"}))
+
+
+def test_compiled_grammars_are_cached_by_content(hermes: Walker) -> None:
+    compiler = GrammarCompiler(toy_tokenizer_json(), vocab_size=300, cache_size=1)
+    grammar = hermes.grammar(tools=[WEATHER], tool_choice="required")
+    other = hermes.grammar(tools=[TIME], tool_choice="required")
+    assert grammar is not None and other is not None
+    compiler.constraint(grammar)
+    compiler.constraint(grammar)
+    assert (compiler.stats.misses, compiler.stats.hits) == (1, 1)
+    compiler.constraint(other)  # evicts the first (cache size 1)
+    compiler.constraint(grammar)
+    assert (compiler.stats.misses, compiler.stats.hits) == (3, 1)
+
+
+def test_a_grammar_that_does_not_compile_is_an_invalid_request(hermes: Walker) -> None:
+    with pytest.raises(RequestError) as error:
+        hermes.compiler.constraint("start: undefined_rule\n")
+    assert error.value.kind == "invalid"
