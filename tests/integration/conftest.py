@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import openai
 import pytest
 
 from service.launcher import TritonLauncher
@@ -15,6 +16,7 @@ from tests.integration.serving import ServiceProcess, running_service
 BUILT_REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
 QWEN = "qwen2.5-coder-0.5b-instruct"
 API_KEY = "test-key-7b1e"
+REQUEST_TIMEOUT_S = 180.0
 SMOLLM = "smollm2-135m-instruct"
 SMOLLM_TRITON_NAME = "smollm2"
 # Small bounds so slot and queue limits are reachable from a test.
@@ -70,3 +72,17 @@ def qwen_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServicePr
         workdir / "repository", ["llm"], workdir, ["--api-key", API_KEY]
     ) as service:
         yield service
+
+
+def openai_client(service: ServiceProcess, api_key: str = API_KEY) -> openai.OpenAI:
+    """The official SDK pointed at ``service`` (no retries: tests see every error)."""
+    return openai.OpenAI(
+        base_url=f"{service.url}/v1", api_key=api_key, max_retries=0, timeout=REQUEST_TIMEOUT_S
+    )
+
+
+@pytest.fixture(scope="session")
+def client(qwen_service: ServiceProcess) -> Iterator[openai.OpenAI]:
+    """A sync SDK client of the shared stack."""
+    with openai_client(qwen_service) as sdk:
+        yield sdk

@@ -10,18 +10,17 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
 import pytest
 
-from tests.integration.conftest import API_KEY, QWEN
+from tests.integration.conftest import API_KEY, QWEN, REQUEST_TIMEOUT_S, openai_client
 from tests.integration.serving import ServiceProcess
 
 pytestmark = pytest.mark.integration
 
-REQUEST_TIMEOUT_S = 180.0
 # The seed page's tool and question.
 TOOLS: Any = [
     {
@@ -52,18 +51,6 @@ def get_current_weather(location: str) -> str:
         if city in location.lower():
             return json.dumps({"location": city.title(), "temperature": temperature})
     return json.dumps({"location": location, "temperature": "unknown"})
-
-
-def _sdk(service: ServiceProcess, api_key: str = API_KEY) -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url=f"{service.url}/v1", api_key=api_key, max_retries=0, timeout=REQUEST_TIMEOUT_S
-    )
-
-
-@pytest.fixture(scope="session")
-def client(qwen_service: ServiceProcess) -> Iterator[openai.OpenAI]:
-    with _sdk(qwen_service) as sdk:
-        yield sdk
 
 
 @pytest.fixture
@@ -207,7 +194,12 @@ BAD_REQUESTS: list[tuple[str, dict[str, Any], str | None, str | None]] = [
     ("max_tokens", {"max_tokens": 0}, "max_tokens", None),
     ("max_tokens type", {"max_tokens": "many"}, "max_tokens", None),
     ("stream", {"stream": True}, "stream", None),
-    ("json mode", {"response_format": {"type": "json_object"}}, "response_format", None),
+    (
+        "json_schema without a schema object",
+        {"response_format": {"type": "json_schema"}},
+        "response_format.json_schema",
+        None,
+    ),
     (
         "tool name",
         {"tools": [{"type": "function", "function": {"name": "get weather"}}]},
@@ -274,7 +266,7 @@ def test_malformed_json_body_is_a_400(client: openai.OpenAI, qwen_service: Servi
 
 
 def test_wrong_api_key_is_an_authentication_error(qwen_service: ServiceProcess) -> None:
-    sdk = _sdk(qwen_service, api_key="wrong")
+    sdk = openai_client(qwen_service, api_key="wrong")
     with sdk, pytest.raises(openai.AuthenticationError) as info:
         sdk.chat.completions.create(model=QWEN, messages=[QUESTION])
     assert info.value.status_code == 401 and info.value.code == "invalid_api_key"
