@@ -1,11 +1,11 @@
 """Grammar-constrained decoding with llguidance: compiled grammars and per-sequence matchers.
 
 :class:`GrammarCompiler` turns a grammar (llguidance Lark, built by ``service.grammar``) into a
-matcher over the model's tokenizer. Compiled matchers are cached by the grammar's SHA-256 (LRU),
-so a repeated tool set costs one ``deep_copy``. Each sequence gets its own
-:class:`GrammarConstraint`: the scheduler asks it for the allowed next tokens before sampling and
-feeds it every sampled token. Stop tokens are the scheduler's business: it allows them exactly
-when the constraint is accepting.
+matcher over the model's tokenizer. Compiled matchers, with the pre-fill already fed, are cached
+by the SHA-256 of grammar and pre-fill (LRU), so a repeated tool set costs one ``deep_copy``.
+Each sequence gets its own :class:`GrammarConstraint`: the scheduler asks it for the allowed next
+tokens before sampling and feeds it every sampled token. Stop tokens are the scheduler's
+business: it allows them exactly when the constraint is accepting.
 """
 
 from __future__ import annotations
@@ -46,13 +46,13 @@ class GrammarCompiler:
     def constraint(self, grammar: str, prefill_ids: Sequence[int] = ()) -> GrammarConstraint:
         """A fresh constraint for one sequence; ``prefill_ids`` (the end of the prompt) are
         already part of the grammar's text. ``RequestError("invalid")`` for a bad grammar."""
-        matcher = self._compiled(grammar).deep_copy()
-        if prefill_ids and not matcher.consume_tokens([int(t) for t in prefill_ids]):
-            raise RequestError("invalid", "the pre-filled prompt tokens do not fit the grammar")
+        matcher = self._compiled(grammar, [int(t) for t in prefill_ids]).deep_copy()
         return GrammarConstraint(matcher, self._vocab_size, self._tokenizer.eos_tokens)
 
-    def _compiled(self, grammar: str) -> LLMatcher:
-        key = hashlib.sha256(grammar.encode()).hexdigest()
+    def _compiled(self, grammar: str, prefill_ids: list[int]) -> LLMatcher:
+        """The matcher of ``grammar`` that has consumed ``prefill_ids`` (cached together: a
+        dialect's pre-fill is the same for every request with the same tools)."""
+        key = hashlib.sha256(f"{prefill_ids}\n{grammar}".encode()).hexdigest()
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None:
@@ -63,6 +63,8 @@ class GrammarCompiler:
         matcher = LLMatcher(self._tokenizer, grammar, log_level=0)  # drops the GIL
         if matcher.is_error():
             raise RequestError("invalid", f"the grammar does not compile: {matcher.get_error()}")
+        if prefill_ids and not matcher.consume_tokens(prefill_ids):
+            raise RequestError("invalid", "the pre-filled prompt tokens do not fit the grammar")
         with self._lock:
             self.stats.misses += 1
             self.stats.compile_seconds += time.perf_counter() - started
