@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 import httpx
+import jsonschema
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -101,6 +102,43 @@ async def test_forced_tool_choice(
     request = _request("How warm is it in Paris today?", tool_choice=choice)
     call = _only_call(await stub.Create(request, metadata=AUTH))
     assert "paris" in json.loads(call.function.arguments)["location"].lower()
+
+
+async def test_json_schema_answer_over_grpc(stub: chat_pb2_grpc.ChatCompletionsStub) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "population": {"type": "integer"}},
+        "required": ["city", "population"],
+        "additionalProperties": False,
+    }
+    request = _request(
+        "Name a large city and its population.",
+        response_format=chat_pb2.ResponseFormat(
+            type="json_schema",
+            json_schema_json=json.dumps({"name": "city", "schema": schema, "strict": True}),
+        ),
+    )
+    del request.tools[:]
+    answer = (await stub.Create(request, metadata=AUTH)).choices[0]
+    assert answer.finish_reason == chat_pb2.STOP
+    jsonschema.validate(json.loads(answer.message.content), schema)
+
+
+async def test_unenforceable_schema_keyword_is_invalid_argument(
+    stub: chat_pb2_grpc.ChatCompletionsStub,
+) -> None:
+    tool = chat_pb2.Tool(
+        type="function",
+        function=chat_pb2.FunctionDefinition(
+            name="tag", parameters_json=json.dumps({"type": "object", "not": {"required": ["a"]}})
+        ),
+    )
+    request = _request("hi")
+    request.tools.append(tool)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.Create(request, metadata=AUTH)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert '"not"' in (err.value.details() or "")
 
 
 async def test_parallel_calls_have_distinct_ids(stub: chat_pb2_grpc.ChatCompletionsStub) -> None:
