@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from service.engine import TritonEngine
 from service.errors import InvalidRequest, NotFound, Overloaded, Unavailable
 from service.generation import GenerationChunk, SamplingParams
 from service.launcher import TritonLauncher
+from service.prompting.tokenizer import PromptTokenizer
 from tests.integration.conftest import SMOLLM_PARAMETERS, SMOLLM_TRITON_NAME
 
 pytestmark = pytest.mark.integration
@@ -25,6 +27,7 @@ PROMPTS = [
     [1, 4194, 1743, 253, 1426, 2, 198, 1, 520, 9531, 198],
 ]
 GREEDY = SamplingParams(max_tokens=24, temperature=0.0)
+DIGITS = "start: /[0-9]{3}-[0-9]{4}/\n"  # a phone-number-like answer, then nothing more
 
 
 @pytest.fixture
@@ -68,6 +71,20 @@ async def test_a_seed_reproduces_its_tokens(engine: TritonEngine) -> None:
     )
     assert first == again
     assert first != other
+
+
+async def test_a_grammar_shapes_its_answer_and_leaves_its_neighbours_alone(
+    engine: TritonEngine, smollm_artifacts: Path
+) -> None:
+    tokenizer = PromptTokenizer.from_file(smollm_artifacts / "tokenizer.json")
+    digits = SamplingParams(max_tokens=24, temperature=0.9, seed=7, grammar=DIGITS)
+    free_alone = await _generate(engine, PROMPTS[1], GREEDY)
+    (tokens, reason), free_together = await asyncio.gather(
+        _generate(engine, PROMPTS[0], digits), _generate(engine, PROMPTS[1], GREEDY)
+    )
+    assert reason == "stop"  # the grammar ended the answer, before max_tokens
+    assert re.fullmatch(r"[0-9]{3}-[0-9]{4}", tokenizer.decode(tokens))
+    assert free_together == free_alone
 
 
 async def _start_long(engine: TritonEngine, count: int) -> list[AsyncIterator[GenerationChunk]]:
@@ -123,7 +140,14 @@ async def test_over_long_prompts_and_grammars_are_invalid(engine: TritonEngine) 
     with pytest.raises(InvalidRequest, match="context"):
         await _generate(engine, [1] * 600, GREEDY)
     with pytest.raises(InvalidRequest, match="grammar"):
-        await _generate(engine, PROMPTS[0], SamplingParams(max_tokens=4, grammar="{}"))
+        bad = SamplingParams(max_tokens=4, grammar="start: no_such_rule\n")
+        await _generate(engine, PROMPTS[0], bad)
+    with pytest.raises(InvalidRequest, match="pre-filled"):
+        # The prompt's last token is not "A", so it cannot open this grammar's text.
+        prefilled = SamplingParams(
+            max_tokens=4, grammar='start: "A" /[0-9]+/\n', grammar_prefill_tokens=1
+        )
+        await _generate(engine, PROMPTS[0], prefilled)
     with pytest.raises(NotFound):
         async for _ in engine.generate("no-such-model", PROMPTS[0], GREEDY):
             pass
