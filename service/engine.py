@@ -58,20 +58,25 @@ class TritonEngine:
             await finished.wait()  # keep the stream open until the final response
 
         stream = self._client.stream_infer(requests())
+        final = False
         try:
             async for result, error in stream:
                 if error is not None:
                     raise map_model_error(str(error))
                 chunk = parse_chunk(result)
+                final = chunk.finish_reason is not None
                 yield chunk
-                if chunk.finish_reason is not None:
+                if final:
                     return
             raise Unavailable(f"Triton at {self._url} closed the stream before the final response")
         except grpc.aio.AioRpcError as exc:
             raise map_rpc_error(exc, self._url) from exc
         finally:
-            finished.set()
-            stream.cancel()  # no-op after the final response; frees the slot otherwise
+            finished.set()  # half-closes the stream
+            if final:
+                await _drain(stream)
+            else:
+                stream.cancel()  # an early exit: Triton cancels the request, freeing its slot
 
     async def is_ready(self, model: str) -> bool:
         """Whether Triton is up and ``model`` is loaded and ready."""
@@ -82,6 +87,21 @@ class TritonEngine:
 
     async def close(self) -> None:
         await self._client.close()
+
+
+async def _drain(stream: Any, timeout_s: float = 5.0) -> None:
+    """Wait for Triton to end a finished stream after our half-close. Cancelling it instead
+    races the half-close, and Triton 2.51 then counts a cancelled request: its shutdown waits
+    out the exit timeout. (An unread grpc.aio call is cancelled when collected, so read it.)"""
+
+    async def read_to_end() -> None:
+        async for _ in stream:
+            pass
+
+    try:
+        await asyncio.wait_for(read_to_end(), timeout_s)
+    except (asyncio.TimeoutError, grpc.aio.AioRpcError):
+        stream.cancel()
 
 
 def request_inputs(prompt_ids: Sequence[int], params: SamplingParams) -> list[Any]:
