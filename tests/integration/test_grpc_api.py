@@ -21,23 +21,17 @@ from service.api.proto.fncall.v1 import chat_pb2, chat_pb2_grpc
 from service.launcher import free_port
 from tests.integration.conftest import API_KEY, QWEN, SMOLLM, SMOLLM_TRITON_NAME
 from tests.integration.serving import ServiceProcess, in_flight, running_service
+from tests.seed import WEATHER_PARAMETERS
 
 pytestmark = pytest.mark.integration
 
 AUTH = (("authorization", f"Bearer {API_KEY}"),)
-SCHEMA = {
-    "type": "object",
-    "properties": {
-        "location": {"type": "string", "description": "The city and state, e.g. San Francisco, CA"}
-    },
-    "required": ["location"],
-}
 WEATHER = chat_pb2.Tool(
     type="function",
     function=chat_pb2.FunctionDefinition(
         name="get_current_weather",
         description="Get the current weather in a given location",
-        parameters_json=json.dumps(SCHEMA),
+        parameters_json=json.dumps(WEATHER_PARAMETERS),
     ),
 )
 
@@ -197,7 +191,7 @@ def _function_json() -> dict[str, Any]:
     return {
         "name": WEATHER.function.name,
         "description": WEATHER.function.description,
-        "parameters": SCHEMA,
+        "parameters": WEATHER_PARAMETERS,
     }
 
 

@@ -18,39 +18,12 @@ import pytest
 
 from tests.integration.conftest import API_KEY, QWEN, REQUEST_TIMEOUT_S, openai_client
 from tests.integration.serving import ServiceProcess
+from tests.seed import QUESTION, WEATHER_TOOL, get_current_weather
 
 pytestmark = pytest.mark.integration
 
-# The seed page's tool and question.
-TOOLS: Any = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_current_weather",
-            "description": "Get the current weather in a given location",
-            "parameters": {
-                "type": "object",
-                "properties": {
-                    "location": {
-                        "type": "string",
-                        "description": "The city and state, e.g. San Francisco, CA",
-                    }
-                },
-                "required": ["location"],
-            },
-        },
-    }
-]
-QUESTION: Any = {"role": "user", "content": "What is the weather in San Francisco?"}
+TOOLS: Any = [WEATHER_TOOL]
 GREEDY: dict[str, Any] = {"temperature": 0.0, "max_tokens": 128}
-
-
-def get_current_weather(location: str) -> str:
-    """The seed page's client-side function."""
-    for city, temperature in (("tokyo", "75"), ("san francisco", "60"), ("paris", "70")):
-        if city in location.lower():
-            return json.dumps({"location": city.title(), "temperature": temperature})
-    return json.dumps({"location": location, "temperature": "unknown"})
 
 
 @pytest.fixture

@@ -17,22 +17,11 @@ from service.chat import ChatService
 from service.errors import InvalidRequest, NotFound, Overloaded
 from service.generation import FinishReason, GenerationChunk, SamplingParams
 from service.models import ModelRegistry, ServedModel
+from tests.seed import QUESTION, WEATHER_TOOL
 from tests.unit.served import REPOSITORY, served_model
 
-WEATHER: dict[str, Any] = {
-    "type": "function",
-    "function": {
-        "name": "get_current_weather",
-        "description": "Get the current weather in a given location",
-        "parameters": {
-            "type": "object",
-            "properties": {"location": {"type": "string"}},
-            "required": ["location"],
-        },
-    },
-}
+WEATHER = WEATHER_TOOL
 TIME: dict[str, Any] = {"type": "function", "function": {"name": "get_time"}}
-QUESTION = {"role": "user", "content": "What is the weather in San Francisco?"}
 CALL_ID = re.compile(r"^call_[A-Za-z0-9]{24}$")
 
 

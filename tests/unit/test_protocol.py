@@ -10,19 +10,8 @@ import pytest
 
 from service.errors import InvalidRequest
 from service.protocol import choice_body, completion_body, parse_request
+from tests.seed import WEATHER_TOOL
 
-WEATHER_TOOL: dict[str, Any] = {
-    "type": "function",
-    "function": {
-        "name": "get_current_weather",
-        "description": "Get the current weather in a given location",
-        "parameters": {
-            "type": "object",
-            "properties": {"location": {"type": "string"}},
-            "required": ["location"],
-        },
-    },
-}
 CALL = {
     "id": "call_1",
     "type": "function",

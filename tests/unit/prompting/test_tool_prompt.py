@@ -12,25 +12,10 @@ from service.prompting.chat_prompt import build_prompt
 from service.prompting.template import ChatTemplate
 from service.prompting.tool_prompt import supports_tools
 from service.protocol import parse_request
+from tests.seed import WEATHER_TOOL
 from tests.unit.served import REPOSITORY, served_model
 
-WEATHER: dict[str, Any] = {
-    "type": "function",
-    "function": {
-        "name": "get_current_weather",
-        "description": "Get the current weather in a given location",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "location": {
-                    "type": "string",
-                    "description": "The city and state, e.g. San Francisco, CA",
-                }
-            },
-            "required": ["location"],
-        },
-    },
-}
+WEATHER = WEATHER_TOOL
 WEATHER_JSON = (
     '{"type": "function", "function": {"name": "get_current_weather", "description": '
     '"Get the current weather in a given location", "parameters": {"type": "object", '
