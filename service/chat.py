@@ -13,7 +13,7 @@ from service import metrics
 from service.detokenize import TextAccumulator
 from service.errors import Internal, InvalidRequest, NotFound, Unavailable
 from service.generation import Engine, FinishReason, GenerationChunk
-from service.grammar import request_grammar
+from service.grammar import ArgumentsCheck, arguments_check, request_grammar
 from service.models import ModelRegistry, ServedModel
 from service.prompting.chat_prompt import ChatPrompt, build_prompt
 from service.protocol import ChatRequest, choice_body, completion_body, parse_request
@@ -134,7 +134,8 @@ class ChatService:
         generations: list[_Generation],
         started: float,
     ) -> dict[str, Any]:
-        choices = [_choice(model, request, prompt, g) for g in generations]
+        check = arguments_check(request)
+        choices = [_choice(model, request, prompt, g, check) for g in generations]
         completion_tokens = sum(g.text.token_count for g in generations)
         first = [g.first_token_at for g in generations if g.first_token_at is not None]
         if first:
@@ -168,14 +169,20 @@ def _check_finished(generation: _Generation) -> None:
 
 
 def _choice(
-    model: ServedModel, request: ChatRequest, prompt: ChatPrompt, generation: _Generation
+    model: ServedModel,
+    request: ChatRequest,
+    prompt: ChatPrompt,
+    generation: _Generation,
+    check: ArgumentsCheck,
 ) -> dict[str, Any]:
     """The response choice: calls parsed per the model's dialect when tools are in play."""
     text = prompt.prefill + generation.text.text
     reason = generation.finish_reason or "stop"
     if not prompt.tool_names:
         return choice_body(generation.index, text or None, [], reason)
-    parser = model.dialect(prompt.tool_names, parallel=request.parallel_tool_calls)
+    parser = model.dialect(
+        prompt.tool_names, parallel=request.parallel_tool_calls, check_arguments=check
+    )
     parsed = parser.parse(text)
     calls = [call.to_openai() for call in parsed.tool_calls]
     # A cut-off answer says so ("length"), even when calls before the cut were parsed.

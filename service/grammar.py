@@ -8,8 +8,8 @@ those tokens to the matcher first). Per ``tool_choice``:
   ``parallel_tool_calls`` is false), each naming one of the tools, arguments valid against it;
 - named: exactly one call of that tool;
 - ``auto``: free text, or calls; the call grammar switches on at the dialect's opening (for
-  Hermes/Qwen the ``<tool_call>`` token, or a bare ``{`` at the start), so a call that starts
-  is always completed validly and names a declared tool;
+  Hermes/Qwen the ``<tool_call>`` token, or a bare ``{"name"`` opening the answer), so a call
+  that starts is always completed validly and names a declared tool;
 - ``none`` / no tools: only ``response_format`` (``json_object`` / ``json_schema``) constrains.
 
 Every call's arguments follow its tool's schema, whatever ``strict`` says (``strict`` asks for
@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
+import jsonschema
 from llguidance import LLMatcher
 
 from service.errors import InvalidRequest
@@ -75,6 +76,25 @@ def check_schemas(request: ChatRequest) -> None:
     response_format = request.response_format
     if response_format is not None and response_format.type == "json_schema":
         _check_schema(response_format.schema_dict, "response_format.json_schema.schema")
+
+
+ArgumentsCheck = Callable[[str, Mapping[str, Any]], bool]
+
+
+def arguments_check(request: ChatRequest) -> ArgumentsCheck:
+    """Whether a call's arguments are valid against its tool's schema (``jsonschema``): the
+    parsers' last word, for call forms no grammar constrained (e.g. a fenced block)."""
+    validators = {
+        tool.function.name: jsonschema.validators.validator_for(schema)(schema)
+        for tool in request.tools or []
+        for schema in [arguments_schema(tool)]
+    }
+
+    def check(name: str, arguments: Mapping[str, Any]) -> bool:
+        validator = validators.get(name)
+        return validator is not None and bool(validator.is_valid(arguments))
+
+    return check
 
 
 def arguments_schema(tool: ToolDefinition) -> dict[str, Any]:
@@ -187,7 +207,7 @@ class _Writer:
         if not syntax.open:
             return {"start": "TEXT | calls"}
         if not self._is_token(syntax.open):
-            opening = "/([^{](.|\\n)*)?" + _regex(syntax.open) + "/"
+            opening = "/(.|\\n)*" + _regex(syntax.open) + "/"
             return {
                 "start": "TEXT | opened",
                 "opened": f"opening {self.after_open()}",
@@ -198,9 +218,13 @@ class _Writer:
         return {"start": f"TEXT | TEXT? calls{bare}"}
 
     def text_lexeme(self) -> str:
-        """Free text: never starts with ``{`` (a bare call), never holds a textual opening."""
-        text = r"/[^{](.|\n)*/"
-        opening = self._syntax.open
+        """Free text: never opens with a bare call (``{"name"``, whitespace allowed) where the
+        dialect reads bare calls, never holds a textual call opening."""
+        text = r"/(.|\n)+/"
+        syntax = self._syntax
+        if syntax.bare or not syntax.open:
+            text += r' & ~/\s*\{\s*"name"(.|\n)*/'
+        opening = syntax.open
         if opening and not self._is_token(opening):
             text += rf" & ~/(.|\n)*{_regex(opening)}(.|\n)*/"
         return f"TEXT: {text}"

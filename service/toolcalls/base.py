@@ -6,6 +6,8 @@ This module decides which spans become calls:
 
 - a candidate is a call when it is an object with a string ``name`` among the request's tools and
   ``arguments`` (or ``parameters``) that is a JSON object, or a string holding one;
+- with an arguments check (the request's schemas), a call must also pass it, so returned calls
+  are schema-valid even where the model wrote a form no grammar constrained (a fenced block);
 - a span becomes calls only when every candidate in it is a call; otherwise the whole span stays
   in ``content`` (model text is never lost, and never shown twice);
 - with ``parallel_tool_calls: false`` only the first call is returned; further accepted calls are
@@ -21,7 +23,7 @@ import logging
 import secrets
 import string
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -126,9 +128,16 @@ class ToolCallParser(ABC):
     #: The call syntax, for constrained decoding (the pre-fills are prefixes of it).
     syntax: ClassVar[CallSyntax]
 
-    def __init__(self, tool_names: Collection[str], *, parallel: bool = True) -> None:
+    def __init__(
+        self,
+        tool_names: Collection[str],
+        *,
+        parallel: bool = True,
+        check_arguments: Callable[[str, Mapping[str, Any]], bool] | None = None,
+    ) -> None:
         self._tool_names = frozenset(tool_names)
         self._parallel = parallel
+        self._check_arguments = check_arguments
 
     @classmethod
     @abstractmethod
@@ -168,6 +177,8 @@ class ToolCallParser(ABC):
         for candidate in span.candidates:
             parsed = call_arguments(candidate)
             if parsed is None or parsed[0] not in self._tool_names:
+                return None
+            if self._check_arguments is not None and not self._check_arguments(*parsed):
                 return None
             arguments = json.dumps(parsed[1], ensure_ascii=False, separators=(",", ":"))
             calls.append(ParsedCall(new_call_id(), parsed[0], arguments))

@@ -236,14 +236,13 @@ async def test_tool_choice_none_returns_text_unparsed(
 async def test_parallel_calls_and_parallel_false(
     qwen: ServedModel, qwen_tokenizer: Tokenizer
 ) -> None:
-    text = (
-        CALL_TEXT + '\n<tool_call>\n{"name": "get_time", "arguments": {"tz": "東京"}}\n</tool_call>'
-    )
+    second = '{"name": "get_current_weather", "arguments": {"location": "東京"}}'
+    text = CALL_TEXT + f"\n<tool_call>\n{second}\n</tool_call>"
     service, _ = _service(qwen, qwen_tokenizer, text)
     response = await service.create(_body(qwen))
     assert _calls(response) == [
         ("get_current_weather", {"location": "SF"}),
-        ("get_time", {"tz": "東京"}),
+        ("get_current_weather", {"location": "東京"}),
     ]
     ids = [call["id"] for call in response["choices"][0]["message"]["tool_calls"]]
     assert len(set(ids)) == 2
@@ -382,3 +381,15 @@ async def test_a_cut_off_answer_reports_length_even_with_calls(
     response = await service.create(_body(qwen))
     assert response["choices"][0]["finish_reason"] == "length"
     assert _calls(response) == [("get_current_weather", {"location": "SF"})]
+
+
+async def test_calls_outside_their_schema_stay_content(
+    qwen: ServedModel, qwen_tokenizer: Tokenizer
+) -> None:
+    """A fenced call (a form no grammar constrains) with arguments its schema rejects."""
+    text = '```json\n{"name": "get_current_weather", "arguments": {"city": "SF"}}\n```'
+    service, _ = _service(qwen, qwen_tokenizer, text)
+    response = await service.create(_body(qwen))
+    (choice,) = response["choices"]
+    assert _calls(response) == [] and choice["finish_reason"] == "stop"
+    assert choice["message"]["content"] == text

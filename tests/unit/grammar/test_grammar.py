@@ -157,6 +157,8 @@ def test_auto_admits_text_or_valid_calls_only(hermes: Walker) -> None:
     # A call that starts must be completed validly:
     assert not hermes.accepts(grammar, tagged(call("get_weather", {"unit": "c"})))
     assert not hermes.accepts(grammar, call("launch", {}))
+    assert not hermes.accepts(grammar, "\n " + call("launch", {}))
+    assert hermes.accepts(grammar, '{"colors": ["red", "green"]}')  # JSON that is not a call
     assert not hermes.accepts(grammar, "Done.\n" + tagged(PARIS) + "\nBye")
 
 

@@ -157,3 +157,17 @@ def test_many_openings_without_json_are_fast() -> None:
 def test_deeply_nested_open_lists_are_linear() -> None:
     text = ("<tool_call>" + "[" * 50) * 2000
     assert _parse(text)[1] == []
+
+
+def test_an_arguments_check_keeps_failing_calls_in_content() -> None:
+    text = (
+        '<tool_call>\n{"name": "get_time", "arguments": {"city": "Oslo"}}\n</tool_call>\n'
+        '<tool_call>\n{"name": "get_time", "arguments": {"city": 7}}\n</tool_call>'
+    )
+    out = HermesParser(
+        TOOLS, check_arguments=lambda name, args: isinstance(args.get("city"), str)
+    ).parse(text)
+    assert [json.loads(c.arguments) for c in out.tool_calls] == [{"city": "Oslo"}]
+    assert (
+        out.content == '<tool_call>\n{"name": "get_time", "arguments": {"city": 7}}\n</tool_call>'
+    )
