@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -47,9 +47,9 @@ def request_grammar(
     ``added_tokens`` are the model's added tokens (text → id): call markers that are one token
     (Qwen's ``<tool_call>``) are matched as that token, as the model writes them.
     """
-    check_schemas(request)
     choice = request.effective_tool_choice
     tools = (request.tools or []) if choice != "none" else []
+    check_schemas(request, tools)
     content = _content_rule(request)
     if not tools:
         return None if content is None else _grammar({"start": content})
@@ -69,9 +69,10 @@ def request_grammar(
     return _grammar({**writer.auto(), **rules}, writer.text_lexeme())
 
 
-def check_schemas(request: ChatRequest) -> None:
-    """``InvalidRequest`` naming the field and keyword of a schema that cannot be enforced."""
-    for index, tool in enumerate(request.tools or []):
+def check_schemas(request: ChatRequest, tools: Sequence[ToolDefinition]) -> None:
+    """``InvalidRequest`` naming the field and keyword of a schema that cannot be enforced
+    (among ``tools``, the request's tools in play, and its response format)."""
+    for index, tool in enumerate(tools):
         _check_schema(arguments_schema(tool), f"tools[{index}].function.parameters")
     response_format = request.response_format
     if response_format is not None and response_format.type == "json_schema":

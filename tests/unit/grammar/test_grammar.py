@@ -165,6 +165,9 @@ def test_auto_admits_text_or_valid_calls_only(hermes: Walker) -> None:
 def test_tool_choice_none_and_no_tools_need_no_grammar(hermes: Walker) -> None:
     assert hermes.grammar(tools=[WEATHER], tool_choice="none") is None
     assert hermes.grammar() is None
+    unenforceable = {"type": "object", "properties": {"a": {"not": {"type": "string"}}}}
+    hidden = {"type": "function", "function": {"name": "f", "parameters": unenforceable}}
+    assert hermes.grammar(tools=[hidden], tool_choice="none") is None  # not in play: no 400
 
 
 def test_response_formats_constrain_plain_answers(hermes: Walker) -> None:
