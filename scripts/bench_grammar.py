@@ -106,7 +106,7 @@ def jobs(model: ServedModel) -> list[Job]:
         body = {"model": model.id, "messages": [{"role": "user", "content": question}]}
         request = parse_request({**body, "tools": tools, "tool_choice": "required"})
         prompt = build_prompt(model, request)
-        grammar = request_grammar(request, model.dialect.syntax, model.tokenizer.added_tokens)
+        grammar = request_grammar(request, model.dialect.syntax, model.tokenizer)
         assert grammar is not None
         made.append(Job(prompt.ids, grammar, prompt.prefill_tokens))
     return made
@@ -121,7 +121,7 @@ def compile_rows(model: ServedModel, model_dir: Path, vocab: int) -> list[list[s
         body = {"model": model.id, "messages": [{"role": "user", "content": QUESTIONS[0]}]}
         request = parse_request({**body, "tools": tools, "tool_choice": "required"})
         prompt = build_prompt(model, request)
-        grammar = request_grammar(request, model.dialect.syntax, model.tokenizer.added_tokens)
+        grammar = request_grammar(request, model.dialect.syntax, model.tokenizer)
         assert grammar is not None
         prefill = prompt.ids[len(prompt.ids) - prompt.prefill_tokens :]
         cold = []

@@ -49,7 +49,7 @@ class ChatService:
         request = parse_request(body)
         model = self._models.get(request.model)
         prompt = build_prompt(model, request)
-        grammar = request_grammar(request, model.dialect.syntax, model.tokenizer.added_tokens)
+        grammar = request_grammar(request, model.dialect.syntax, model.tokenizer)
         max_tokens = self._max_tokens(model, request, len(prompt.ids))
         generations = [
             _Generation(i, TextAccumulator(model.tokenizer, request.stop_strings))

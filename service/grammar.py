@@ -30,6 +30,7 @@ import jsonschema
 from llguidance import LLMatcher
 
 from service.errors import InvalidRequest
+from service.prompting.tokenizer import PromptTokenizer
 from service.protocol import ChatRequest, NamedToolChoice, ToolDefinition
 from service.toolcalls.base import CallSyntax
 
@@ -40,12 +41,12 @@ NO_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}, "additional
 
 
 def request_grammar(
-    request: ChatRequest, syntax: CallSyntax, added_tokens: Mapping[str, int]
+    request: ChatRequest, syntax: CallSyntax, tokenizer: PromptTokenizer
 ) -> str | None:
     """The grammar of ``request``'s assistant turn, or ``None`` when nothing constrains it.
 
-    ``added_tokens`` are the model's added tokens (text → id): call markers that are one token
-    (Qwen's ``<tool_call>``) are matched as that token, as the model writes them.
+    Call markers that are one of the ``tokenizer``'s added tokens (Qwen's ``<tool_call>``) are
+    matched as that token, as the model writes them.
     """
     choice = request.effective_tool_choice
     tools = (request.tools or []) if choice != "none" else []
@@ -54,7 +55,7 @@ def request_grammar(
     if not tools:
         return None if content is None else _grammar({"start": content})
     one = isinstance(choice, NamedToolChoice) or not request.parallel_tool_calls
-    writer = _Writer(syntax, added_tokens, one=one)
+    writer = _Writer(syntax, tokenizer, one=one)
     rules = {
         f"call_{index}": writer.call(tool)
         for index, tool in enumerate(tools)
@@ -153,25 +154,17 @@ def _grammar(rules: Mapping[str, str], *lexemes: str) -> str:
 class _Writer:
     """Lark pieces of one dialect's call syntax."""
 
-    def __init__(self, syntax: CallSyntax, added_tokens: Mapping[str, int], *, one: bool):
+    def __init__(self, syntax: CallSyntax, tokenizer: PromptTokenizer, *, one: bool):
         self._syntax = syntax
-        self._added = added_tokens
+        self._tokenizer = tokenizer
         self._one = one  # exactly one call
-        self._pattern = re.compile(
-            "|".join(map(re.escape, sorted(added_tokens, key=len, reverse=True))) or "(?!)"
-        )
 
     def literal(self, text: str) -> str:
         """``text`` as Lark items: added tokens as token ids, the rest as strings."""
-        items, position = [], 0
-        for match in self._pattern.finditer(text):
-            if match.start() > position:
-                items.append(_string(text[position : match.start()]))
-            items.append(f"<[{self._added[match.group()]}]>")
-            position = match.end()
-        if position < len(text):
-            items.append(_string(text[position:]))
-        return " ".join(items)
+        return " ".join(
+            _string(piece) if token_id is None else f"<[{token_id}]>"
+            for piece, token_id in self._tokenizer.split_added(text)
+        )
 
     def call(self, tool: ToolDefinition) -> str:
         """One call object of ``tool``: name fixed, arguments per its schema."""
@@ -232,7 +225,8 @@ class _Writer:
 
     def _is_token(self, text: str) -> bool:
         """Whether ``text`` starts with an added token."""
-        return self._pattern.match(text) is not None
+        pieces = self._tokenizer.split_added(text)
+        return bool(pieces) and pieces[0][1] is not None
 
 
 def _regex(text: str) -> str:

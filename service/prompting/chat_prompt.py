@@ -64,13 +64,15 @@ def build_prompt(model: ServedModel, request: ChatRequest) -> ChatPrompt:
         messages = with_tool_section(messages, tool_section(tools, model.dialect))
     prefill = _prefill(model, choice, tools) if tools else ""
     ids = model.tokenizer.encode_chat(
-        model.template, messages, tools if tools and model.native_tools else None, suffix=prefill
+        model.template, messages, tools if tools and model.native_tools else None
     )
+    # The pre-fill is server text, encoded on its own (its control-token strings become ids), so
+    # its ids end the prompt exactly as they would start a natural answer.
+    prefill_ids = model.tokenizer.encode_rendered(prefill)
     names = {tool["function"]["name"] for tool in tools}
     if isinstance(choice, NamedToolChoice):
         names = {choice.function.name}
-    prefill_tokens = len(model.tokenizer.encode_rendered(prefill)) if prefill else 0
-    return ChatPrompt(ids, prefill, prefill_tokens, frozenset(names))
+    return ChatPrompt(ids + prefill_ids, prefill, len(prefill_ids), frozenset(names))
 
 
 def _prefill(model: ServedModel, choice: str | NamedToolChoice, tools: list[dict[str, Any]]) -> str:

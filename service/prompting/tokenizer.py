@@ -63,19 +63,13 @@ class PromptTokenizer:
         messages: Sequence[Mapping[str, Any]],
         tools: Sequence[Mapping[str, Any]] | None = None,
         add_generation_prompt: bool = True,
-        suffix: str = "",
     ) -> list[int]:
-        """Render and encode a conversation; only the template's own control tokens are ids.
-
-        ``suffix`` is server-written text appended to the rendered prompt (an assistant
-        pre-fill); its control-token strings become ids like the template's. It is encoded on
-        its own, so its ids end the prompt exactly as they start a natural answer.
-        """
+        """Render and encode a conversation; only the template's own control tokens are ids."""
         marked_tools = None if tools is None else [self._mark(tool) for tool in tools]
         rendered = template.render(
             [self._mark(message) for message in messages], marked_tools, add_generation_prompt
         )
-        return self.encode_rendered(rendered) + self.encode_rendered(suffix)
+        return self.encode_rendered(rendered)
 
     def encode_rendered(self, rendered: str) -> list[int]:
         """Encode a prompt rendered from marked inputs (see the module docstring)."""
@@ -89,6 +83,11 @@ class PromptTokenizer:
             text.clear()
             ids.append(token_id)
         return ids + self.encode_text("".join(text))
+
+    def split_added(self, text: str) -> list[tuple[str, int | None]]:
+        """Server-written ``text`` as non-empty ``(text, None)`` runs and ``(token, id)`` added
+        tokens, in order (how ``encode_rendered`` sees it)."""
+        return [(piece, token_id) for piece, token_id in self._pieces(text) if piece]
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
         """Text of ``ids``; special tokens dropped when ``skip_special_tokens``."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,11 +24,10 @@ from service.runtime.scheduler import RequestError
 
 @dataclass
 class CompileStats:
-    """Counters for logs and benchmarks."""
+    """Cache counters (tests read them)."""
 
     hits: int = 0
     misses: int = 0
-    compile_seconds: float = 0.0
 
 
 class GrammarCompiler:
@@ -59,7 +57,6 @@ class GrammarCompiler:
                 self._cache.move_to_end(key)
                 self.stats.hits += 1
                 return cached
-        started = time.perf_counter()
         matcher = LLMatcher(self._tokenizer, grammar, log_level=0)  # drops the GIL
         if matcher.is_error():
             raise RequestError("invalid", f"the grammar does not compile: {matcher.get_error()}")
@@ -67,7 +64,6 @@ class GrammarCompiler:
             raise RequestError("invalid", "the pre-filled prompt tokens do not fit the grammar")
         with self._lock:
             self.stats.misses += 1
-            self.stats.compile_seconds += time.perf_counter() - started
             self._cache[key] = matcher
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)

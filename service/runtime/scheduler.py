@@ -323,19 +323,20 @@ class Scheduler:
         """Record one sampled token; emit it, or finish the sequence (a stop token, the end of
         its grammar, or its token limit)."""
         seq.generated.append(token)
-        constraint = seq.request.constraint
         if token in seq.stop_ids:
             self._retire(seq, Output([], "stop"))
             return
+        constraint = seq.request.constraint
         if constraint is not None:
             try:
                 constraint.advance(token)
             except RequestError as error:
                 self._retire(seq, Output([], error=error))
                 return
-        if constraint is not None and constraint.finished():
-            self._retire(seq, Output([token], "stop"))
-        elif len(seq.generated) >= seq.limit:
+            if constraint.finished():
+                self._retire(seq, Output([token], "stop"))
+                return
+        if len(seq.generated) >= seq.limit:
             self._retire(seq, Output([token], "length"))
         else:
             self._emit(seq.request.sink, Output([token]))

@@ -58,7 +58,7 @@ class Walker:
 
     def grammar(self, **body: Any) -> str | None:
         request = {"model": "m", "messages": [{"role": "user", "content": "hi"}], **body}
-        return request_grammar(parse_request(request), self.syntax, self.tokenizer.added_tokens)
+        return request_grammar(parse_request(request), self.syntax, self.tokenizer)
 
     def accepts(self, grammar: str, text: str, prefill: str = "") -> bool:
         """Whether every token of ``text`` is allowed in turn and the grammar then accepts."""
