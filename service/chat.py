@@ -17,6 +17,8 @@ from service.grammar import ArgumentsCheck, arguments_check, request_grammar
 from service.models import ModelRegistry, ServedModel
 from service.prompting.chat_prompt import ChatPrompt, build_prompt
 from service.protocol import ChatRequest, choice_body, completion_body, parse_request
+from service.toolcalls import ParsedOutput, ToolCallParser
+from service.toolcalls.repeats import RepeatGuard
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +31,8 @@ class _Generation:
     text: TextAccumulator
     finish_reason: FinishReason | None = None
     first_token_at: float | None = None
+    calls_off: bool = False  # re-decoded without tools: the answer is text
+    spent_tokens: int = 0  # tokens of an earlier, discarded decode of this choice
 
 
 class ChatService:
@@ -59,7 +63,37 @@ class ChatService:
         await _run_all(
             [self._generate(model, request, prompt, grammar, max_tokens, g) for g in generations]
         )
+        await self._redecode_answered(model, request, prompt, generations)
         return self._respond(model, request, prompt, generations, started)
+
+    async def _redecode_answered(
+        self,
+        model: ServedModel,
+        request: ChatRequest,
+        prompt: ChatPrompt,
+        generations: list[_Generation],
+    ) -> None:
+        """Choices that only repeated calls the conversation already answered are decoded again
+        with calls off (``tool_choice: none``), so an agent loop ends in a text answer."""
+        check = arguments_check(request)
+        retry = [g for g in generations if _parse(model, request, prompt, g, check).answered_only]
+        if not retry:
+            return
+        plain = request.model_copy(update={"tool_choice": "none"})
+        plain_prompt = build_prompt(model, plain)
+        grammar = request_grammar(plain, model.dialect.syntax, model.tokenizer)
+        max_tokens = self._max_tokens(model, plain, len(plain_prompt.ids))
+        for generation in retry:
+            logger.debug(
+                "choice %d repeated answered calls: decoding it without tools", generation.index
+            )
+            generation.spent_tokens += generation.text.token_count
+            generation.text = TextAccumulator(model.tokenizer, request.stop_strings)
+            generation.finish_reason = None
+            generation.calls_off = True
+        await _run_all(
+            [self._generate(model, plain, plain_prompt, grammar, max_tokens, g) for g in retry]
+        )
 
     def list_models(self) -> dict[str, Any]:
         """The body of ``GET /v1/models``."""
@@ -114,15 +148,19 @@ class ChatService:
             grammar_prefill_tokens=prompt.prefill_tokens,
         )
         stream = self._engine.generate(model.triton_model, prompt.ids, params)
+        guard = RepeatGuard(_parser(model, request, prompt)) if prompt.tool_names else None
+        repeated = False
         try:
             async for chunk in stream:
                 _consume(generation, chunk)
-                if generation.text.stopped:
+                if guard is not None:
+                    repeated = guard.repeated(prompt.prefill + generation.text.text)
+                if generation.text.stopped or repeated:
                     break
         finally:
             await _close(stream)
         generation.text.finish()
-        if generation.text.stopped:
+        if generation.text.stopped or repeated:
             generation.finish_reason = "stop"
         _check_finished(generation)
 
@@ -136,7 +174,7 @@ class ChatService:
     ) -> dict[str, Any]:
         check = arguments_check(request)
         choices = [_choice(model, request, prompt, g, check) for g in generations]
-        completion_tokens = sum(g.text.token_count for g in generations)
+        completion_tokens = sum(g.text.token_count + g.spent_tokens for g in generations)
         first = [g.first_token_at for g in generations if g.first_token_at is not None]
         if first:
             metrics.TIME_TO_FIRST_TOKEN.observe(min(first) - started)
@@ -176,18 +214,44 @@ def _choice(
     check: ArgumentsCheck,
 ) -> dict[str, Any]:
     """The response choice: calls parsed per the model's dialect when tools are in play."""
-    text = prompt.prefill + generation.text.text
     reason = generation.finish_reason or "stop"
-    if not prompt.tool_names:
-        return choice_body(generation.index, text or None, [], reason)
-    parser = model.dialect(
-        prompt.tool_names, parallel=request.parallel_tool_calls, check_arguments=check
-    )
-    parsed = parser.parse(text)
+    if not prompt.tool_names or generation.calls_off:
+        return choice_body(generation.index, generation.text.text or None, [], reason)
+    parsed = _parse(model, request, prompt, generation, check)
     calls = [call.to_openai() for call in parsed.tool_calls]
     # A cut-off answer says so ("length"), even when calls before the cut were parsed.
     finish = "tool_calls" if calls and reason != "length" else reason
     return choice_body(generation.index, parsed.content, calls, finish)
+
+
+def _parse(
+    model: ServedModel,
+    request: ChatRequest,
+    prompt: ChatPrompt,
+    generation: _Generation,
+    check: ArgumentsCheck,
+) -> ParsedOutput:
+    """The choice's calls and content. Under ``auto`` calls answered in the conversation are
+    dropped (``required`` and named choices must call, so they only lose repeats)."""
+    if not prompt.tool_names:
+        return ParsedOutput(generation.text.text or None, [])
+    return _parser(model, request, prompt, check).parse(prompt.prefill + generation.text.text)
+
+
+def _parser(
+    model: ServedModel,
+    request: ChatRequest,
+    prompt: ChatPrompt,
+    check: ArgumentsCheck | None = None,
+) -> ToolCallParser:
+    answered = prompt.answered if request.effective_tool_choice == "auto" else frozenset()
+    return model.dialect(
+        prompt.tool_names,
+        parallel=request.parallel_tool_calls,
+        check_arguments=check if check is not None else arguments_check(request),
+        answered=answered,
+        context=prompt.context,
+    )
 
 
 async def _run_all(jobs: list[Coroutine[Any, Any, None]]) -> None:

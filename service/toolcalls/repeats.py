@@ -1,0 +1,35 @@
+"""Stop an answer at the first call block the parser would drop.
+
+Small models loop: after their calls they write the same ``<tool_call>`` block again, or more
+calls about places the question never named, until ``max_tokens``. The guard watches the
+growing answer; each time a call block closes it parses the answer so far, and once the
+parser drops a call (a repeat, an answered call, an extra call not grounded in the
+conversation: see ``ToolCallParser``) generation can stop there. The parser drops the same
+calls from the final answer, which then ends in its distinct calls. Dialects that write all
+calls in one block or without markers are not watched.
+"""
+
+from __future__ import annotations
+
+from service.toolcalls.base import ToolCallParser
+
+
+class RepeatGuard:
+    """Parses only when a block closes; scans only the text added since the last call."""
+
+    def __init__(self, parser: ToolCallParser) -> None:
+        syntax = parser.syntax
+        self._parser = parser
+        self._close = syntax.close.strip()
+        self._watched = bool(syntax.open.strip() and self._close and not syntax.separator)
+        self._scanned = 0
+
+    def repeated(self, text: str) -> bool:
+        """Whether ``text`` (the answer so far) has closed a block the parser drops."""
+        if not self._watched:
+            return False
+        close = text.find(self._close, self._scanned)
+        if close == -1:
+            return False
+        self._scanned = close + len(self._close)
+        return self._parser.parse(text[: self._scanned]).dropped > 0
