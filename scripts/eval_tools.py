@@ -251,6 +251,9 @@ def main() -> None:
     parser.add_argument("--model", default=MODEL)
     parser.add_argument("--split", choices=["dev", "test", "all"], default="all")
     parser.add_argument("--category", action="append", choices=CATEGORIES)
+    parser.add_argument(
+        "--limit", type=int, help="only the first N cases of each category in each split"
+    )
     parser.add_argument("--concurrency", type=int, default=6)
     parser.add_argument("--max-tokens", type=int, default=96)
     parser.add_argument("--temperature", type=float, default=0.0)
@@ -267,6 +270,15 @@ def main() -> None:
         if args.split in ("all", c["split"])
         and (not args.category or c["category"] in args.category)
     ]
+    if args.limit is not None:
+        counts: dict[tuple[str, str], int] = {}
+        kept = []
+        for case in cases:
+            key = (case["category"], case["split"])
+            counts[key] = counts.get(key, 0) + 1
+            if counts[key] <= args.limit:
+                kept.append(case)
+        cases = kept
     started = time.monotonic()
     with served(args) as base_url:
         client = openai.AsyncOpenAI(base_url=base_url, api_key="eval", timeout=900, max_retries=0)

@@ -206,9 +206,13 @@ class _Writer:
         return f"{_string(head)} {_json(arguments_schema(tool))} {_string('}')}"
 
     def after_open(self) -> str:
-        """The calls after the first opening. With one call per block, the last block's
-        closing is optional: the small Qwen models often end at the call's ``}`` (the parsers
-        accept that), and forcing the closing tag pushes them into writing call after call."""
+        """The calls after the first opening. With one call per block and exactly one call
+        admitted, the closing is optional (the small Qwen models often end at the call's
+        ``}``; the parsers accept that). With several admitted, every block closes: ending at
+        ``}`` is how the 0.5B model skips its second call, and the closing tag gives it the
+        choice of another block (``scripts/eval_tools.py``, parallel categories). The loops
+        this invites (the same call again, places the question never named) are cut by
+        ``service.toolcalls.repeats``."""
         syntax = self._syntax
         close = self.literal(syntax.close)
         if syntax.separator:  # all calls in one block
@@ -228,9 +232,9 @@ class _Writer:
     def auto(self) -> dict[str, str]:
         """Rules of free text or calls. A call opening that is one added token (Qwen's
         ``<tool_call>``) cannot occur in text; a textual opening ends the text lazily (at its
-        first occurrence); calls without an opening make up the whole answer, and so does a bare
-        Hermes call, only one: several calls take the tagged form (bare call after bare call is
-        how the small Qwen models loop until ``max_tokens``)."""
+        first occurrence); calls without an opening, or Hermes' bare ones (one a line), make up
+        the whole answer. Bare lines are how the 0.5B model writes several calls in ``auto``,
+        and also how it loops; ``service.toolcalls.repeats`` cuts the loops."""
         syntax = self._syntax
         if not syntax.open:
             return {"start": "TEXT | calls"}
@@ -241,7 +245,9 @@ class _Writer:
                 "opened": f"opening {self.after_open()}",
                 "opening[lazy]": opening,
             }
-        bare = " | call" if syntax.bare else ""
+        bare = ""
+        if syntax.bare:
+            bare = " | call" if self._one else ' | call ("\\n" call)*'
         return {"start": f"TEXT | TEXT? calls{bare}"}
 
     def text_lexeme(self) -> str:

@@ -64,7 +64,7 @@ def build_prompt(model: ServedModel, request: ChatRequest) -> ChatPrompt:
     tools = [tool.to_openai() for tool in request.tools or []] if choice != "none" else []
     style = _history_style(model, bool(tools))
     messages = _messages(request, style, model.dialect)
-    if tools:
+    if tools and model.native_tools:
         messages = with_guidance(messages)
     if tools and not model.native_tools:
         messages = with_tool_section(messages, tool_section(tools, model.dialect))

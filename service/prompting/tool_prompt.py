@@ -39,7 +39,8 @@ def supports_tools(template: ChatTemplate) -> bool:
     return _PROBE_NAME in rendered
 
 
-# When to call, added to the system turn of every prompt that offers tools. The Qwen2.5 template
+# When to call, added to the system turn of prompts that offer tools to a template that renders
+# them (measured on Qwen2.5-Coder-0.5B's Hermes dialect). The Qwen2.5 template
 # puts the system text right before its "# Tools" section; without a client system message,
 # this replaces the template's default one. Measured with scripts/eval_tools.py (README).
 CALL_GUIDANCE = (
