@@ -79,3 +79,11 @@ def test_the_guard_ignores_dialects_with_all_calls_in_one_block() -> None:
     guard = RepeatGuard(SmolLM2Parser(NAMES))
     one = '<tool_call>[{"name": "get_time", "arguments": {}}]</tool_call>'
     assert not guard.repeated(one + one)
+
+
+def test_the_guard_watches_bare_calls_at_line_ends() -> None:
+    guard = RepeatGuard(HermesParser(NAMES))
+    sf = '{"name": "get_current_weather", "arguments": {"location": "SF"}}'
+    assert not guard.repeated(sf + "\n")
+    assert not guard.repeated(f"{sf}\n{sf}")  # the line has not ended yet
+    assert guard.repeated(f"{sf}\n{sf}\n")
