@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
@@ -81,14 +81,12 @@ async def _events(chunks: AsyncIterator[ChatCompletionChunk]) -> AsyncIterator[b
     yield _sse("[DONE]")
 
 
-class EventStream(Response):
+class EventStream(StreamingResponse):
     """A ``text/event-stream`` response that stops (and closes ``events``, which cancels the
     generation) as soon as the client disconnects, even while nothing is being sent."""
 
-    media_type = "text/event-stream"
-
     def __init__(self, events: AsyncIterator[bytes]) -> None:
-        super().__init__(headers=_SSE_HEADERS)
+        super().__init__(events, media_type="text/event-stream", headers=_SSE_HEADERS)
         self._events = events
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

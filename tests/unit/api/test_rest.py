@@ -175,6 +175,7 @@ async def test_stream_is_server_sent_events_in_openai_format() -> None:
         response = await client.post("/v1/chat/completions", json=STREAM_BODY)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
+    assert "content-length" not in response.headers
     assert response.headers["x-request-id"]
     assert response.text.endswith("data: [DONE]\n\n")
     events = _sse_events(response.text)
