@@ -158,6 +158,11 @@ class ToolCallParser(ABC):
         self._answered = frozenset(answered)  # ``canonical_call``s answered in the history
         self._context = context
 
+    @staticmethod
+    @abstractmethod
+    def call_start(text: str, position: int) -> int | None:
+        """Where a call may begin in a growing answer (``service.toolcalls.holdback``)."""
+
     @classmethod
     @abstractmethod
     def named_prefill(cls, name: str) -> str:

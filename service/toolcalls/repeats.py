@@ -3,8 +3,9 @@
 Small models loop: after their calls they write the same ``<tool_call>`` block again, or more
 calls about places the question never named, until ``max_tokens``. The guard watches the
 growing answer; each time a call block closes it parses the answer so far, and once the
-parser drops a call (a repeat, an answered call, an extra call not grounded in the
-conversation: see ``ToolCallParser``) generation can stop there. The parser drops the same
+parser drops a call (a repeat, or an extra call not grounded in the conversation: see
+``ToolCallParser``; give it a parser without ``answered`` calls, since an answer may go on from
+an answered call to new ones) generation can stop there. The parser drops the same
 calls from the final answer, which then ends in its distinct calls. Dialects that write all
 calls in one block or without markers are not watched, but bare calls (Hermes: one JSON call a
 line) are, at each line end.
