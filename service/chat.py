@@ -29,6 +29,7 @@ class _Generation:
     text: TextAccumulator
     finish_reason: FinishReason | None = None
     first_token_at: float | None = None
+    cached_tokens: int = 0
 
 
 class ChatService:
@@ -141,6 +142,8 @@ class ChatService:
         if first:
             metrics.TIME_TO_FIRST_TOKEN.observe(min(first) - started)
         metrics.PROMPT_TOKENS.labels(model.id).inc(len(prompt.ids))
+        cached = min(g.cached_tokens for g in generations)
+        metrics.PROMPT_CACHED_TOKENS.labels(model.id).inc(cached)
         metrics.COMPLETION_TOKENS.labels(model.id).inc(completion_tokens)
         calls = sum(len(c["message"].get("tool_calls", [])) for c in choices)
         metrics.TOOL_CALLS.labels(model.id).inc(calls)
@@ -150,6 +153,7 @@ class ChatService:
             choices=choices,
             prompt_tokens=len(prompt.ids),
             completion_tokens=completion_tokens,
+            cached_tokens=cached,
         )
 
 
@@ -158,6 +162,7 @@ def _consume(generation: _Generation, chunk: GenerationChunk) -> None:
         generation.first_token_at = time.monotonic()
     generation.text.add(chunk.token_ids)
     generation.finish_reason = chunk.finish_reason or generation.finish_reason
+    generation.cached_tokens = max(generation.cached_tokens, chunk.cached_tokens)
 
 
 def _check_finished(generation: _Generation) -> None:

@@ -343,6 +343,7 @@ def completion_body(
     choices: Sequence[Mapping[str, Any]],
     prompt_tokens: int,
     completion_tokens: int,
+    cached_tokens: int = 0,
 ) -> dict[str, Any]:
     """The OpenAI ``chat.completion`` object."""
     return {
@@ -355,6 +356,7 @@ def completion_body(
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": cached_tokens},
         },
         "system_fingerprint": fingerprint,
     }

@@ -1,11 +1,17 @@
-"""Which token ids each KV slot holds, so a new prompt can start from a slot that already holds
-its beginning (a prefix cache over the preallocated per-slot KV cache).
+"""Which prompt tokens each KV slot holds, so a new prompt can start from a slot that already
+holds its beginning (a prefix cache over the preallocated per-slot KV cache).
 
-A slot keeps its keys/values after its request ends; :class:`SlotContents` records the token ids
-they belong to. On admission the scheduler asks for the slot whose content shares the longest
-prefix with the new prompt and prefills only the rest. Free slots nobody matches are reused
-least recently used first, so the prompts seen last (a tool set repeated by every turn) survive.
-The cache lives inside the KV slots, so it never grows memory.
+A slot keeps its keys/values after its request ends; :class:`SlotContents` records the prompt
+token ids they belong to. On admission the scheduler asks for the slot whose content shares the
+longest prefix with the new prompt and prefills only the rest. Free slots nobody matches are
+reused least recently used first, so the prompts seen last (a tool set repeated by every turn)
+survive. The cache lives inside the KV slots, so it never grows memory.
+
+Only prompt tokens are kept, and a hit always leaves the prompt's last two tokens to compute:
+ONNX Runtime's multi-row (prefill) kernels give every row bit-identical results whatever the
+chunking, but its one-row (decode) kernels differ from them (SmolLM2 int8: logits up to 0.7
+apart), so keys/values of generated tokens, or a one-token suffix, would change greedy answers
+against an uncached run.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+COMPUTED_TAIL = 2  # prompt tokens a hit always leaves to compute (a multi-row prefill)
 MIN_REUSE_TOKENS = 16  # a shorter shared prefix is not worth evicting another slot's content
 COPY_MARGIN_TOKENS = 32  # copy from a busy slot only when it saves this much more than a free one
 
@@ -54,9 +61,9 @@ class SlotContents:
 
     def shared(self, slot: int, prompt: np.ndarray, cached: int) -> int:
         """Leading tokens of ``prompt`` whose keys/values ``slot`` holds (its first ``cached``
-        tokens are computed), never the prompt's last token (its logits must be computed)."""
+        tokens are computed), leaving at least the prompt's last :data:`COMPUTED_TAIL`."""
         ids = self._ids[slot]
-        n = min(len(ids), cached, len(prompt) - 1)
+        n = min(len(ids), cached, len(prompt) - COMPUTED_TAIL)
         if n <= 0:
             return 0
         differ = np.flatnonzero(ids[:n] != prompt[:n])

@@ -337,9 +337,15 @@ class Scheduler:
                 self._advance(batch[row], int(token))
 
     def _next_input(self, seq: _Sequence) -> list[int]:
-        """The next prompt chunk while prefilling, else the last sampled token."""
+        """The next prompt chunk while prefilling, else the last sampled token. A chunk never
+        leaves one token behind: every prompt token of a longer prompt is then computed by the
+        decoder's multi-row kernels, so prefix-cache hits reproduce uncached results exactly."""
         if seq.prefilling:
-            chunk = seq.request.prompt_ids[seq.fed : seq.fed + self._config.prefill_chunk]
+            prompt = seq.request.prompt_ids
+            end = seq.fed + self._config.prefill_chunk
+            if len(prompt) - end == 1 and end - seq.fed > 1:
+                end -= 1
+            chunk = prompt[seq.fed : end]
             seq.fed += len(chunk)
             return chunk
         return [seq.generated[-1]]
@@ -390,8 +396,9 @@ class Scheduler:
             self._emit(seq.request.sink, final)
 
     def _keep(self, seq: _Sequence, clean: bool) -> None:
-        """Record what a leaving sequence's slot holds for the prefix cache (its prompt and the
-        generated tokens fed back), or empty the slot after a failure or without the cache."""
+        """Record the prompt tokens a leaving sequence's slot holds for the prefix cache (not
+        its generated ones: see ``prefix_cache``), or empty the slot after a failure or
+        without the cache."""
         contents = self._contents
         if contents is None or not clean:
             if contents is not None:
@@ -399,7 +406,7 @@ class Scheduler:
             self._decoder.reset(seq.slot)
             return
         held = self._decoder.length(seq.slot)
-        contents.record(seq.slot, (seq.request.prompt_ids + seq.generated)[:held])
+        contents.record(seq.slot, seq.request.prompt_ids[:held])
 
     def _fail_all(self, error: RequestError) -> None:
         """Fail every queued and running request (shutdown or a crashed loop)."""

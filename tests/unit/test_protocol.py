@@ -224,11 +224,21 @@ def test_response_bodies() -> None:
     }
     assert "tool_calls" not in choice_body(1, "hi", [], "stop")["message"]
     body = completion_body(
-        model="m", fingerprint="fp", choices=[choice], prompt_tokens=3, completion_tokens=4
+        model="m",
+        fingerprint="fp",
+        choices=[choice],
+        prompt_tokens=3,
+        completion_tokens=4,
+        cached_tokens=2,
     )
     assert body["id"].startswith("chatcmpl-") and len(body["id"]) == 9 + 32
     assert body["object"] == "chat.completion" and isinstance(body["created"], int)
-    assert body["usage"] == {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+    assert body["usage"] == {
+        "prompt_tokens": 3,
+        "completion_tokens": 4,
+        "total_tokens": 7,
+        "prompt_tokens_details": {"cached_tokens": 2},
+    }
     assert (body["model"], body["system_fingerprint"], body["choices"]) == ("m", "fp", [choice])
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from service.runtime.prefix_cache import MIN_REUSE_TOKENS, SlotContents
+from service.runtime.prefix_cache import COMPUTED_TAIL, MIN_REUSE_TOKENS, SlotContents
 from service.runtime.scheduler import Output, Scheduler, SchedulerConfig
 from tests.unit.runtime.test_scheduler import FakeDecoder, _request, _until
 
@@ -48,10 +48,10 @@ def test_a_repeated_prompt_is_served_from_the_cache_with_identical_tokens(schedu
     first = run(scheduler, PROMPT)
     second = run(scheduler, PROMPT)
     assert first.cached_tokens == 0
-    assert second.cached_tokens == len(PROMPT) - 1  # the last prompt token is always computed
+    assert second.cached_tokens == len(PROMPT) - COMPUTED_TAIL
     assert first.token_ids == second.token_ids == uncached(schedulers, PROMPT)
     prefills = [max(call.values()) for call in decoder.calls if max(call.values()) > 1]
-    assert prefills == [len(PROMPT)]  # only the first request prefilled its prompt
+    assert prefills == [len(PROMPT), COMPUTED_TAIL]  # the second computed only its tail
 
 
 def test_a_shared_prefix_prefills_only_the_new_suffix(schedulers) -> None:
@@ -64,13 +64,13 @@ def test_a_shared_prefix_prefills_only_the_new_suffix(schedulers) -> None:
     assert got.token_ids == uncached(schedulers, other)
 
 
-def test_a_follow_up_turn_reuses_the_generated_answer(schedulers) -> None:
+def test_a_follow_up_turn_reuses_the_prompt_but_not_the_generated_answer(schedulers) -> None:
     scheduler, _ = schedulers()
     answer = run(scheduler, PROMPT).token_ids
-    follow_up = PROMPT + answer + [5, 6]
+    follow_up = [*PROMPT, *answer, 5, 6]
     got = run(scheduler, follow_up)
-    assert got.cached_tokens == len(PROMPT) + len(answer) - 1  # the last answer token was
-    assert got.token_ids == uncached(schedulers, follow_up)  # sampled, never fed back
+    assert got.cached_tokens == len(PROMPT)
+    assert got.token_ids == uncached(schedulers, follow_up)
 
 
 def test_short_matches_are_not_reused(schedulers) -> None:
@@ -84,7 +84,7 @@ def test_least_recently_used_content_is_evicted_first(schedulers) -> None:
     a, b, c = ([t] * 20 + PROMPT[:20] for t in (1, 2, 3))
     for prompt in (a, b, c):  # c evicts a (used longest ago), not b
         assert run(scheduler, prompt).cached_tokens == 0
-    assert run(scheduler, b).cached_tokens == len(b) - 1
+    assert run(scheduler, b).cached_tokens == len(b) - COMPUTED_TAIL
     assert run(scheduler, a).cached_tokens == 0
 
 
@@ -102,8 +102,8 @@ def test_a_busy_slot_prefix_is_copied_into_a_free_slot(schedulers) -> None:
     _until(lambda: len(long_sink.outputs) >= 2)
     other = [*PROMPT[:-1], 9]
     got = run(scheduler, other)
-    assert decoder.copies == [(0, 1, len(PROMPT) - 1)]
-    assert got.cached_tokens == len(PROMPT) - 1
+    assert decoder.copies == [(0, 1, len(PROMPT) - COMPUTED_TAIL)]
+    assert got.cached_tokens == len(PROMPT) - COMPUTED_TAIL
     long_sink.cancelled = True
     long_sink.wait()
     assert got.token_ids == uncached(schedulers, other)
@@ -139,7 +139,7 @@ def test_shared_never_counts_uncomputed_or_last_tokens() -> None:
     contents = SlotContents(2)
     contents.record(0, [1, 2, 3, 4, 5])
     prompt = np.array([1, 2, 3, 4, 5])
-    assert contents.shared(0, prompt, cached=5) == 4
+    assert contents.shared(0, prompt, cached=5) == 5 - COMPUTED_TAIL
     assert contents.shared(0, prompt, cached=2) == 2
     assert contents.shared(0, np.array([1, 2, 9, 4, 5, 6]), cached=5) == 2
     assert contents.shared(1, prompt, cached=0) == 0

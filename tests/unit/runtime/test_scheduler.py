@@ -199,6 +199,14 @@ def test_long_prompts_are_prefilled_in_chunks(make_scheduler, decoder) -> None:
     assert sink.tokens == [10, 11]
 
 
+def test_prefill_chunks_never_leave_a_one_token_tail(make_scheduler, decoder) -> None:
+    scheduler = make_scheduler(prefill_chunk=4)
+    request, sink = _request(list(range(9)), max_tokens=1)
+    scheduler.submit(request)
+    sink.wait()
+    assert [next(iter(call.values())) for call in decoder.calls] == [4, 3, 2]
+
+
 def test_cancelled_request_leaves_at_once_and_frees_its_slot(make_scheduler, decoder) -> None:
     decoder.delay_s = 0.002
     scheduler = make_scheduler(prefix_cache=False)
