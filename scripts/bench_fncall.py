@@ -30,7 +30,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -208,7 +208,9 @@ async def one_request(service: ChatService, model_id: str, index: int, max_token
         prompt_tokens=usage["prompt_tokens"],
         cached_tokens=int(cached),
         correct=is_correct(response, name, argument),
-        answer=json.dumps(message.get("tool_calls") or message.get("content"))[:200],
+        answer=json.dumps(
+            [call["function"] for call in message.get("tool_calls") or []] or message.get("content")
+        )[:200],
     )
 
 
@@ -263,13 +265,27 @@ async def bench(
     try:
         for mode in MODES:  # warm-up: sessions, grammar compiler; fills the cache once
             await one_request(service, mode, 0, max_tokens)
-        for _ in range(rounds):
+        for done in range(1, rounds + 1):
             for level in levels:
                 for mode in MODES:
                     await run_level(service, mode, level, max_tokens, cells[(mode, level)])
+            print(f"after round {done}:", file=sys.stderr)
+            print_table(cells, sys.stderr)
     finally:
         await engine.close()
     return cells
+
+
+def print_table(cells: dict[tuple[str, int], Cell], out: TextIO) -> None:
+    header = ["prefix cache", "concurrency", "requests", "p50 s", "p95 s", "TTFT p50 ms"]
+    header += ["requests/s", "decode tok/s", "cache hit", "correct calls"]
+    print("| " + " | ".join(header) + " |", file=out)
+    print("|" + "---|" * len(header), file=out)
+    for (mode, level), cell in cells.items():
+        if cell.samples:
+            row = " | ".join(cell.cells())
+            on = "on" if MODES[mode] else "off"
+            print(f"| {on} | {level} | {len(cell.samples)} | {row} |", file=out, flush=True)
 
 
 def main() -> None:
@@ -304,13 +320,7 @@ def main() -> None:
         f"tool_choice auto, temperature 0, max_tokens {args.max_tokens}; {args.rounds} "
         f"interleaved rounds; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after"
     )
-    header = ["prefix cache", "concurrency", "requests", "p50 s", "p95 s", "TTFT p50 ms"]
-    header += ["requests/s", "decode tok/s", "cache hit", "correct calls"]
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for (mode, level), cell in cells.items():
-        on = "on" if MODES[mode] else "off"
-        print(f"| {on} | {level} | {len(cell.samples)} | " + " | ".join(cell.cells()) + " |")
+    print_table(cells, sys.stdout)
     wrong = [x.answer for cell in cells.values() for x in cell.samples if not x.correct]
     for answer in sorted(set(wrong))[:5]:
         print("wrong answer, e.g.:", answer)
