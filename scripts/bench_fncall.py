@@ -195,7 +195,7 @@ async def one_request(service: ChatService, model_id: str, index: int, max_token
     timings: list[float] = []
     _timings.set(timings)
     begin = time.perf_counter()
-    response = await service.create(body)
+    response = (await service.create(body)).to_openai()
     end = time.perf_counter()
     first, final, cached = timings if len(timings) == 3 else (end, end, 0)
     usage = response["usage"]
