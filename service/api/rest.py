@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 
 from service import metrics
+from service.api.responses_rest import responses_router
 from service.auth import ApiKeys
 from service.errors import Internal, InvalidRequest, NotFound, ServiceError, Unavailable
 from service.lifecycle import Draining
@@ -20,6 +21,7 @@ from service.logs import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
 
 if TYPE_CHECKING:
     from service.chat import ChatService
+    from service.responses.store import ResponseStore
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +49,15 @@ async def _json_body(request: Request, limit: int) -> Any:
 
 
 def create_app(
-    chat: ChatService, api_keys: ApiKeys, *, max_request_bytes: int, draining: Draining
+    chat: ChatService,
+    api_keys: ApiKeys,
+    *,
+    max_request_bytes: int,
+    draining: Draining,
+    responses_store: ResponseStore | None = None,
 ) -> FastAPI:
-    """The FastAPI app: /v1/chat/completions, /v1/models, /health, /ready, /metrics."""
+    """The FastAPI app: /v1/chat/completions, /v1/responses, /v1/models, /health, /ready,
+    /metrics."""
     app = FastAPI(title="fncall", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.middleware("http")
@@ -94,6 +102,16 @@ def create_app(
                 raise
             outcome.status = "200"
             return JSONResponse(result)
+
+    app.include_router(
+        responses_router(
+            chat,
+            api_keys,
+            draining,
+            store=responses_store,
+            read_body=lambda r: _json_body(r, max_request_bytes),
+        )
+    )
 
     @app.get("/v1/models")
     async def list_models(request: Request) -> JSONResponse:

@@ -1,0 +1,90 @@
+"""ResponsesService: ``POST /v1/responses`` as one Chat Completions call (no second pipeline).
+
+request → (stored conversation of ``previous_response_id``) + items → chat body → ChatService
+→ chat completion → output items → Response, kept in the store unless ``store`` is false.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from service.errors import InvalidRequest, NotFound
+from service.responses.output import (
+    assistant_message,
+    new_id,
+    output_items,
+    response_body,
+    status_of,
+    usage_body,
+)
+from service.responses.request import ChatTranslation, ResponsesRequest, parse_request, to_chat
+from service.responses.store import ResponseStore
+
+
+class ChatCompletions(Protocol):
+    """The part of ``ChatService`` this translator calls."""
+
+    async def create(self, body: Mapping[str, Any]) -> dict[str, Any]: ...
+
+
+class ResponsesService:
+    """The OpenAI Responses API over a ``ChatService`` and a response store."""
+
+    def __init__(self, chat: ChatCompletions, store: ResponseStore) -> None:
+        self._chat = chat
+        self._store = store
+
+    async def create(self, body: Any) -> dict[str, Any]:
+        """A ``response`` object for an OpenAI request body; raises ``ServiceError`` types."""
+        request = parse_request(body)
+        if request.stream:
+            raise InvalidRequest("stream is not supported yet", param="stream")
+        translation = self._translate(request)
+        try:
+            completion = await self._chat.create(translation.body)
+        except InvalidRequest as err:
+            raise translation.params.rename(err) from None
+        choice = completion["choices"][0]
+        output = output_items(choice["message"], choice["finish_reason"])
+        usage = completion["usage"]
+        response = response_body(
+            request,
+            response_id=new_id("resp"),
+            created_at=int(time.time()),
+            status=status_of(choice["finish_reason"]),
+            output=output,
+            usage=usage_body(usage["prompt_tokens"], usage["completion_tokens"]),
+        )
+        self._keep(request, translation, response)
+        return response
+
+    def get(self, response_id: str) -> dict[str, Any]:
+        """A stored response (``GET /v1/responses/{id}``); ``NotFound`` otherwise."""
+        stored = self._store.get(response_id)
+        if stored is None:
+            raise NotFound(
+                f"Response with id '{response_id}' not found.", code="response_not_found"
+            )
+        return dict(stored.response)
+
+    def _translate(self, request: ResponsesRequest) -> ChatTranslation:
+        history: tuple[Mapping[str, Any], ...] = ()
+        if request.previous_response_id is not None:
+            stored = self._store.get(request.previous_response_id)
+            if stored is None:
+                raise InvalidRequest(
+                    f"Previous response with id '{request.previous_response_id}' not found.",
+                    param="previous_response_id",
+                    code="previous_response_not_found",
+                )
+            history = stored.conversation
+        return to_chat(request, history)
+
+    def _keep(
+        self, request: ResponsesRequest, translation: ChatTranslation, response: dict[str, Any]
+    ) -> None:
+        if request.store:
+            conversation = [*translation.conversation, assistant_message(response["output"])]
+            self._store.put(response["id"], conversation, response)
