@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.errors import ServiceError
+from service.errors import Overloaded, ServiceError
 from service.responses.output import (
     Status,
     function_call_item,
@@ -84,7 +84,9 @@ class ResponseEvents:
 
     def fail(self, error: ServiceError) -> list[Event]:
         """``response.failed`` carrying the error (after the stream had started)."""
-        error_body = {"code": error.code or error.kind.openai_type, "message": error.message}
+        # OpenAI's response error codes: only overload has its own; the rest are server errors.
+        code = "rate_limit_exceeded" if isinstance(error, Overloaded) else "server_error"
+        error_body = {"code": code, "message": error.message}
         self.response = self._response("failed", error_body)
         return [self._event("response.failed", response=self.response)]
 

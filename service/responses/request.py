@@ -233,10 +233,12 @@ _SKIPPED_ITEMS = ("reasoning",)  # hidden model state; this server neither makes
 class ParamMap:
     """Renames the ``param`` of a chat pipeline error into the Responses field it came from."""
 
-    prefixes: list[tuple[str, str]] = field(default_factory=list)
+    prefixes: list[tuple[str, str, bool]] = field(default_factory=list)
 
-    def add(self, chat: str, responses: str) -> None:
-        self.prefixes.append((chat, responses))
+    def add(self, chat: str, responses: str, *, whole: bool = False) -> None:
+        """Rename ``chat`` (and paths below it, unless ``whole``: then all of them become
+        just ``responses``)."""
+        self.prefixes.append((chat, responses, whole))
 
     def rename(self, error: InvalidRequest) -> InvalidRequest:
         """``error`` with its ``param`` (and the quoted name in its message) renamed."""
@@ -247,13 +249,16 @@ class ParamMap:
         return InvalidRequest(message, param=param, code=error.code)
 
     def _rename(self, param: str) -> str:
-        best: tuple[str, str] | None = None
-        for chat, responses in self.prefixes:
-            if re.match(re.escape(chat) + r"(?=$|[.\[])", param) and (
-                best is None or len(chat) > len(best[0])
+        best: tuple[str, str, bool] | None = None
+        for entry in self.prefixes:
+            if re.match(re.escape(entry[0]) + r"(?=$|[.\[])", param) and (
+                best is None or len(entry[0]) > len(best[0])
             ):
-                best = (chat, responses)
-        return param if best is None else best[1] + param[len(best[0]) :]
+                best = entry
+        if best is None:
+            return param
+        chat, responses, whole = best
+        return responses if whole else responses + param[len(chat) :]
 
 
 def _parse_item(raw: Any, index: int) -> _Model | None:
@@ -300,10 +305,10 @@ def to_chat(request: ResponsesRequest, history: Sequence[Mapping[str, Any]]) -> 
     params = _global_params(request)
     messages: list[dict[str, Any]] = []
     if request.instructions is not None:
-        params.add("messages[0]", "instructions")
+        params.add("messages[0]", "instructions", whole=True)
         messages.append({"role": "system", "content": request.instructions})
     for message in history:
-        params.add(f"messages[{len(messages)}]", "previous_response_id")
+        params.add(f"messages[{len(messages)}]", "previous_response_id", whole=True)
         messages.append(dict(message))
     first_new = len(messages)
     _append_input(request, messages, params)
