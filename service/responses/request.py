@@ -125,9 +125,9 @@ def parse_request(body: Any) -> ResponsesRequest:
 def _refuse_unsupported(body: Mapping[str, Any]) -> None:
     """A 400 naming the first parameter, tool or tool choice this server cannot honour."""
     for name in ("background", "conversation", "prompt", "reasoning", "context_management"):
-        if body.get(name):
+        if _is_set(body.get(name)):
             raise _unsupported(name, f"'{name}' is not supported by this server")
-    if body.get("top_logprobs"):
+    if _is_set(body.get("top_logprobs")):
         raise _unsupported("top_logprobs", "logprobs are not supported by this server")
     include = body.get("include") or []
     if isinstance(include, list) and set(map(str, include)) - _HONOURED_INCLUDES:
@@ -150,6 +150,13 @@ def _refuse_unsupported(body: Mapping[str, Any]) -> None:
             "'required' or {'type': 'function', 'name': ...}",
             "unsupported_value",
         )
+
+
+def _is_set(value: Any) -> bool:
+    """Whether a parameter asks for something (``{"effort": null}`` asks for nothing)."""
+    if isinstance(value, Mapping):
+        return any(_is_set(item) for item in value.values())
+    return bool(value)
 
 
 def _unsupported(param: str, problem: str, code: str = "unsupported_parameter") -> InvalidRequest:

@@ -120,6 +120,8 @@ def test_generation_fields_are_renamed() -> None:
         store=False,
         include=["reasoning.encrypted_content"],
         service_tier="auto",
+        reasoning={"effort": None},
+        background=False,
         truncation="disabled",
     )
     assert body["tools"] == [
