@@ -7,10 +7,11 @@ request → (stored conversation of ``previous_response_id``) + items → chat b
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
 from service.errors import InvalidRequest, NotFound
+from service.responses.events import Event, ResponseEvents, response_events
 from service.responses.output import (
     assistant_message,
     new_id,
@@ -29,18 +30,27 @@ class ChatCompletions(Protocol):
     async def create(self, body: Mapping[str, Any]) -> dict[str, Any]: ...
 
 
-class ResponsesService:
-    """The OpenAI Responses API over a ``ChatService`` and a response store."""
+class ChatStreams(Protocol):
+    """Chat streaming: validation errors raise when awaited; then ``chat.completion.chunk``s."""
 
-    def __init__(self, chat: ChatCompletions, store: ResponseStore) -> None:
+    async def stream(self, body: Mapping[str, Any]) -> AsyncIterator[Mapping[str, Any]]: ...
+
+
+class ResponsesService:
+    """The OpenAI Responses API over a ``ChatService`` and a response store; ``streams``
+    (the chat service's streaming) serves ``stream: true``, refused while it is ``None``."""
+
+    def __init__(
+        self, chat: ChatCompletions, store: ResponseStore, streams: ChatStreams | None = None
+    ) -> None:
         self._chat = chat
         self._store = store
+        self._streams = streams
 
     async def create(self, body: Any) -> dict[str, Any]:
-        """A ``response`` object for an OpenAI request body; raises ``ServiceError`` types."""
+        """A ``response`` object for an OpenAI request body (``stream`` is the caller's to
+        dispatch on); raises ``ServiceError`` types."""
         request = parse_request(body)
-        if request.stream:
-            raise InvalidRequest("stream is not supported yet", param="stream")
         translation = self._translate(request)
         try:
             completion = await self._chat.create(translation.body)
@@ -59,6 +69,33 @@ class ResponsesService:
         )
         self._keep(request, translation, response)
         return response
+
+    async def stream(self, body: Any) -> AsyncIterator[Event]:
+        """The events of a streamed response; every validation error raises here, before
+        the first event. The response is stored once it completed (or was cut off)."""
+        request = parse_request(body)
+        if self._streams is None:
+            raise InvalidRequest("stream is not supported yet", param="stream")
+        translation = self._translate(request)
+        chat_body = {**translation.body, "stream": True, "stream_options": {"include_usage": True}}
+        try:
+            chunks = await self._streams.stream(chat_body)
+        except InvalidRequest as err:
+            raise translation.params.rename(err) from None
+        events = ResponseEvents(request, new_id("resp"), int(time.time()))
+        return self._kept_when_done(request, translation, events, chunks)
+
+    async def _kept_when_done(
+        self,
+        request: ResponsesRequest,
+        translation: ChatTranslation,
+        events: ResponseEvents,
+        chunks: AsyncIterator[Mapping[str, Any]],
+    ) -> AsyncIterator[Event]:
+        async for event in response_events(events, chunks):
+            if event["type"] in ("response.completed", "response.incomplete"):
+                self._keep(request, translation, events.response)
+            yield event
 
     def get(self, response_id: str) -> dict[str, Any]:
         """A stored response (``GET /v1/responses/{id}``); ``NotFound`` otherwise."""

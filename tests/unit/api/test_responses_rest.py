@@ -5,14 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import openai
 import pytest
+from fastapi import FastAPI
 
+from service.api.responses_rest import responses_router
 from service.api.rest import create_app
 from service.auth import ApiKeys
 from service.errors import Overloaded
 from service.lifecycle import Draining
 from service.responses.store import ResponseStore
 from tests.unit.api.fake_chat import FakeChat
+from tests.unit.responses.fakes import ScriptedStreams, chat_chunk
 
 BODY = {"model": "m", "input": "What is the weather in Paris?"}
 
@@ -112,3 +116,44 @@ async def test_server_bugs_are_500_without_internals() -> None:
     async with _client(chat) as client:
         response = await client.post("/v1/responses", json=BODY)
     assert "secret internals" not in _error(response, 500, "server_error")["message"]
+
+
+async def test_stream_true_is_a_400_until_chat_streams() -> None:
+    async with _client(FakeChat()) as client:
+        response = await client.post("/v1/responses", json={**BODY, "stream": True})
+    assert _error(response, 400, "invalid_request_error")["param"] == "stream"
+
+
+async def test_streamed_events_read_by_the_openai_sdk() -> None:
+    """The SSE wire format as the SDK parses it: typed events, then the final response."""
+    call = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "w"}}
+    deltas: list[dict[str, Any]] = [
+        {"role": "assistant", "content": "Checking "},
+        {"content": "now."},
+        {"tool_calls": [{**call, "function": {"name": "w", "arguments": '{"city": '}}]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]},
+    ]
+    chunks = [chat_chunk(delta) for delta in deltas] + [chat_chunk({}, "tool_calls")]
+    app = FastAPI()
+    app.include_router(
+        responses_router(
+            FakeChat(),
+            ApiKeys(()),
+            Draining(),
+            store=None,
+            read_body=lambda request: request.json(),
+            streams=ScriptedStreams(chunks),
+        )
+    )
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test/v1")
+    async with openai.AsyncOpenAI(base_url="http://test/v1", api_key="k", http_client=http) as sdk:
+        stream = await sdk.responses.create(model="m", input="Weather in Paris?", stream=True)
+        types = [event.type async for event in stream]
+        async with sdk.responses.stream(model="m", input="Weather in Paris?") as helper:
+            final = await helper.get_final_response()
+    assert types[0] == "response.created" and types[-1] == "response.completed"
+    assert types.count("response.output_text.delta") == 2
+    assert types.count("response.function_call_arguments.delta") == 2
+    assert final.output_text == "Checking now."
+    assert final.output[1].type == "function_call"
+    assert final.output[1].arguments == '{"city": "Paris"}'

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -16,25 +15,11 @@ from service.responses.service import ResponsesService
 from service.responses.store import ResponseStore
 from tests.seed import WEATHER_TOOL
 from tests.unit.api.fake_chat import COMPLETION
+from tests.unit.responses.fakes import ScriptedChat, ScriptedStreams, chat_chunk
 from tests.unit.responses.wire import sdk_response
 from tests.unit.served import REPOSITORY, served_model
 
 TOOL = {"type": "function", **WEATHER_TOOL["function"]}
-
-
-class ScriptedChat:
-    """Answers ``completions`` in turn; records every chat body; raises ``error`` if set."""
-
-    def __init__(self, *completions: dict[str, Any]) -> None:
-        self.completions = list(completions) or [COMPLETION]
-        self.bodies: list[Mapping[str, Any]] = []
-        self.error: InvalidRequest | None = None
-
-    async def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        self.bodies.append(copy.deepcopy(dict(body)))
-        if self.error is not None:
-            raise self.error
-        return self.completions[min(len(self.bodies), len(self.completions)) - 1]
 
 
 def _text_completion(text: str) -> dict[str, Any]:
@@ -91,13 +76,54 @@ async def test_chat_errors_name_responses_fields() -> None:
     assert caught.value.message == "Invalid value for 'tools[0].parameters': bad."
 
 
-async def test_stream_is_refused_until_chat_streaming_lands() -> None:
+async def test_stream_is_refused_without_chat_streaming() -> None:
     chat = ScriptedChat()
     with pytest.raises(InvalidRequest) as caught:
-        await ResponsesService(chat, ResponseStore()).create(
+        await ResponsesService(chat, ResponseStore()).stream(
             {"model": "m", "input": "x", "stream": True}
         )
     assert caught.value.param == "stream" and chat.bodies == []
+
+
+async def test_streamed_response_is_stored_when_complete() -> None:
+    call = {
+        "index": 0,
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "w", "arguments": "{}"},
+    }
+    usage = {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}
+    chunks = [
+        chat_chunk({"tool_calls": [call]}),
+        chat_chunk({}, "tool_calls"),
+        {**chat_chunk({}), "choices": [], "usage": usage},
+    ]
+    streams = ScriptedStreams(chunks)
+    store = ResponseStore()
+    service = ResponsesService(ScriptedChat(), store, streams)
+    events = await service.stream({"model": "m", "input": "x", "tools": [TOOL], "stream": True})
+    collected = [event async for event in events]
+    assert streams.bodies[0]["stream"] is True
+    assert streams.bodies[0]["stream_options"] == {"include_usage": True}
+    final = collected[-1]["response"]
+    assert collected[-1]["type"] == "response.completed" and final["usage"]["total_tokens"] == 6
+    stored = store.get(final["id"])
+    assert stored is not None and stored.response == final
+    assert stored.conversation[-1]["tool_calls"][0]["id"] == "call_1"
+
+
+async def test_stream_validation_errors_raise_before_any_event() -> None:
+    streams = ScriptedStreams([])
+    streams.error = InvalidRequest(
+        "Invalid value for 'max_completion_tokens': no.", param="max_completion_tokens"
+    )
+    service = ResponsesService(ScriptedChat(), ResponseStore(), streams)
+    with pytest.raises(InvalidRequest) as caught:
+        await service.stream({"model": "m", "input": "x", "stream": True})
+    assert caught.value.param == "max_output_tokens"
+    with pytest.raises(InvalidRequest) as caught:
+        await service.stream({"model": "m", "input": "x", "previous_response_id": "resp_x"})
+    assert caught.value.code == "previous_response_not_found"
 
 
 async def test_over_the_real_chat_service() -> None:
