@@ -1,7 +1,9 @@
 """REST routes of the Responses API: ``POST /v1/responses``, ``GET /v1/responses/{id}``.
 
-Guarded as ``/v1/chat/completions`` is (draining, API key, request metrics); errors are raised as
-``ServiceError`` and rendered by the app's handlers, so the envelope is the same.
+The app's admission middleware checks the API key, refuses work while draining and counts the
+request, as for ``/v1/chat/completions``; errors are raised as ``ServiceError`` and rendered by
+the app's handlers, so the envelope is the same. ``stream: true`` answers Server-Sent Events as
+OpenAI sends them (``event: <type>`` and ``data: <event JSON>``; no ``[DONE]``).
 """
 
 from __future__ import annotations
@@ -11,67 +13,53 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
-from service import metrics
-from service.auth import ApiKeys
-from service.errors import ServiceError, Unavailable
-from service.lifecycle import Draining
+from service.api.admission import until_disconnect
+from service.chat_types import ChatBackend
 from service.responses.events import Event
-from service.responses.service import ChatCompletions, ChatStreams, ResponsesService
+from service.responses.service import ResponsesService
 from service.responses.store import ResponseStore
 
 ReadBody = Callable[[Request], Awaitable[Any]]
-_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+EventStream = Callable[[AsyncIterator[bytes]], Response]
 
 
 def responses_router(
-    chat: ChatCompletions,
-    api_keys: ApiKeys,
-    draining: Draining,
-    *,
+    chat: ChatBackend,
     store: ResponseStore | None,
     read_body: ReadBody,
-    streams: ChatStreams | None = None,
+    event_stream: EventStream,
 ) -> APIRouter:
-    """The routes over ``chat``; ``store`` keeps responses for ``previous_response_id``
-    (a default-sized one when ``None``); ``read_body`` decodes a bounded JSON body;
-    ``streams`` serves ``stream: true`` (a 400 without it)."""
-    store = store if store is not None else ResponseStore()
-    service = ResponsesService(chat, store, streams)
+    """The routes over ``chat``; ``store`` keeps responses for ``previous_response_id`` (a
+    default-sized one when ``None``); ``read_body`` decodes a bounded JSON body;
+    ``event_stream`` sends SSE bytes (stopping when the client goes)."""
+    service = ResponsesService(chat, store if store is not None else ResponseStore())
     router = APIRouter()
 
     @router.post("/v1/responses")
     async def create_response(request: Request) -> Response:
-        with metrics.track_request("rest", unresolved="500") as outcome:
-            try:
-                if draining.active:
-                    raise Unavailable("The server is shutting down.", code="shutting_down")
-                api_keys.check(request.headers.get("authorization"))
-                body = await read_body(request)
-                if isinstance(body, dict) and body.get("stream") is True:
-                    events = await service.stream(body)
-                    outcome.status = "200"
-                    return StreamingResponse(
-                        _sse(events), media_type="text/event-stream", headers=_SSE_HEADERS
-                    )
-                result = await service.create(body)
-            except ServiceError as err:
-                outcome.status = str(err.kind.http_status)
-                raise
-            outcome.status = "200"
-            return JSONResponse(result)
+        body = await read_body(request)
+        if isinstance(body, dict) and body.get("stream") is True:
+            events = await until_disconnect(request.receive, service.stream(body))
+            return event_stream(_sse(events))
+        result = await until_disconnect(request.receive, service.create(body))
+        return JSONResponse(result)
 
     @router.get("/v1/responses/{response_id}")
-    async def get_response(response_id: str, request: Request) -> JSONResponse:
-        api_keys.check(request.headers.get("authorization"))
+    async def get_response(response_id: str) -> JSONResponse:
         return JSONResponse(service.get(response_id))
 
     return router
 
 
 async def _sse(events: AsyncIterator[Event]) -> AsyncIterator[bytes]:
-    """Server-Sent Events as OpenAI sends them: ``event: <type>`` and ``data: <json>``."""
-    async for event in events:
-        data = json.dumps(event, ensure_ascii=False)
-        yield f"event: {event['type']}\ndata: {data}\n\n".encode()
+    """Server-Sent Events as OpenAI sends them; closing this closes ``events``."""
+    try:
+        async for event in events:
+            data = json.dumps(event, ensure_ascii=False)
+            yield f"event: {event['type']}\ndata: {data}\n\n".encode()
+    finally:
+        close = getattr(events, "aclose", None)
+        if close is not None:
+            await close()

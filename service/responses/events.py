@@ -9,7 +9,7 @@ the next one opens or the stream ends. Events are numbered by ``sequence_number`
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -196,7 +196,7 @@ class ResponseEvents:
 
 async def response_events(
     events: ResponseEvents, chunks: AsyncIterator[Mapping[str, Any]]
-) -> AsyncIterator[Event]:
+) -> AsyncGenerator[Event, None]:
     """Every event of one streamed response; a ``ServiceError`` mid-stream ends it with
     ``response.failed``. Closing this iterator closes ``chunks`` (which stops generation)."""
     try:

@@ -7,9 +7,11 @@ request → (stored conversation of ``previous_response_id``) + items → chat b
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping
-from typing import Any, Protocol
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import aclosing
+from typing import Any
 
+from service.chat_types import ChatBackend, ChatCompletionChunk
 from service.errors import InvalidRequest, NotFound
 from service.responses.events import Event, ResponseEvents, response_events
 from service.responses.output import (
@@ -24,28 +26,12 @@ from service.responses.request import ChatTranslation, ResponsesRequest, parse_r
 from service.responses.store import ResponseStore
 
 
-class ChatCompletions(Protocol):
-    """The part of ``ChatService`` this translator calls."""
-
-    async def create(self, body: Mapping[str, Any]) -> dict[str, Any]: ...
-
-
-class ChatStreams(Protocol):
-    """Chat streaming: validation errors raise when awaited; then ``chat.completion.chunk``s."""
-
-    async def stream(self, body: Mapping[str, Any]) -> AsyncIterator[Mapping[str, Any]]: ...
-
-
 class ResponsesService:
-    """The OpenAI Responses API over a ``ChatService`` and a response store; ``streams``
-    (the chat service's streaming) serves ``stream: true``, refused while it is ``None``."""
+    """The OpenAI Responses API over a ``ChatService`` and a response store."""
 
-    def __init__(
-        self, chat: ChatCompletions, store: ResponseStore, streams: ChatStreams | None = None
-    ) -> None:
+    def __init__(self, chat: ChatBackend, store: ResponseStore) -> None:
         self._chat = chat
         self._store = store
-        self._streams = streams
 
     async def create(self, body: Any) -> dict[str, Any]:
         """A ``response`` object for an OpenAI request body (``stream`` is the caller's to
@@ -53,7 +39,7 @@ class ResponsesService:
         request = parse_request(body)
         translation = self._translate(request)
         try:
-            completion = await self._chat.create(translation.body)
+            completion = (await self._chat.create(translation.body)).to_openai()
         except InvalidRequest as err:
             raise translation.params.rename(err) from None
         choice = completion["choices"][0]
@@ -74,12 +60,10 @@ class ResponsesService:
         """The events of a streamed response; every validation error raises here, before
         the first event. The response is stored once it completed (or was cut off)."""
         request = parse_request(body)
-        if self._streams is None:
-            raise InvalidRequest("stream is not supported yet", param="stream")
         translation = self._translate(request)
         chat_body = {**translation.body, "stream": True, "stream_options": {"include_usage": True}}
         try:
-            chunks = await self._streams.stream(chat_body)
+            chunks = await self._chat.stream(chat_body)
         except InvalidRequest as err:
             raise translation.params.rename(err) from None
         events = ResponseEvents(request, new_id("resp"), int(time.time()))
@@ -90,12 +74,13 @@ class ResponsesService:
         request: ResponsesRequest,
         translation: ChatTranslation,
         events: ResponseEvents,
-        chunks: AsyncIterator[Mapping[str, Any]],
+        chunks: AsyncIterator[ChatCompletionChunk],
     ) -> AsyncIterator[Event]:
-        async for event in response_events(events, chunks):
-            if event["type"] in ("response.completed", "response.incomplete"):
-                self._keep(request, translation, events.response)
-            yield event
+        async with aclosing(response_events(events, _openai_chunks(chunks))) as stream:
+            async for event in stream:
+                if event["type"] in ("response.completed", "response.incomplete"):
+                    self._keep(request, translation, events.response)
+                yield event
 
     def get(self, response_id: str) -> dict[str, Any]:
         """A stored response (``GET /v1/responses/{id}``); ``NotFound`` otherwise."""
@@ -125,3 +110,16 @@ class ResponsesService:
         if request.store:
             conversation = [*translation.conversation, assistant_message(response["output"])]
             self._store.put(response["id"], conversation, response)
+
+
+async def _openai_chunks(
+    chunks: AsyncIterator[ChatCompletionChunk],
+) -> AsyncGenerator[Mapping[str, Any], None]:
+    """The chunks as OpenAI JSON; closing this closes ``chunks`` (which stops generation)."""
+    try:
+        async for chunk in chunks:
+            yield chunk.to_openai()
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()

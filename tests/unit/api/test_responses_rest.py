@@ -7,16 +7,14 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from fastapi import FastAPI
 
-from service.api.responses_rest import responses_router
 from service.api.rest import create_app
 from service.auth import ApiKeys
 from service.errors import Overloaded
 from service.lifecycle import Draining
 from service.responses.store import ResponseStore
 from tests.unit.api.fake_chat import FakeChat
-from tests.unit.responses.fakes import ScriptedStreams, chat_chunk
+from tests.unit.responses.fakes import ScriptedChat, chat_chunk
 
 BODY = {"model": "m", "input": "What is the weather in Paris?"}
 
@@ -118,12 +116,6 @@ async def test_server_bugs_are_500_without_internals() -> None:
     assert "secret internals" not in _error(response, 500, "server_error")["message"]
 
 
-async def test_stream_true_is_a_400_until_chat_streams() -> None:
-    async with _client(FakeChat()) as client:
-        response = await client.post("/v1/responses", json={**BODY, "stream": True})
-    assert _error(response, 400, "invalid_request_error")["param"] == "stream"
-
-
 async def test_streamed_events_read_by_the_openai_sdk() -> None:
     """The SSE wire format as the SDK parses it: typed events, then the final response."""
     call = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "w"}}
@@ -134,16 +126,11 @@ async def test_streamed_events_read_by_the_openai_sdk() -> None:
         {"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]},
     ]
     chunks = [chat_chunk(delta) for delta in deltas] + [chat_chunk({}, "tool_calls")]
-    app = FastAPI()
-    app.include_router(
-        responses_router(
-            FakeChat(),
-            ApiKeys(()),
-            Draining(),
-            store=None,
-            read_body=lambda request: request.json(),
-            streams=ScriptedStreams(chunks),
-        )
+    app = create_app(
+        ScriptedChat(chunks=chunks),  # type: ignore[arg-type]
+        ApiKeys(()),
+        max_request_bytes=1024,
+        draining=Draining(),
     )
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test/v1")
     async with openai.AsyncOpenAI(base_url="http://test/v1", api_key="k", http_client=http) as sdk:

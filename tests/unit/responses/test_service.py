@@ -15,7 +15,7 @@ from service.responses.service import ResponsesService
 from service.responses.store import ResponseStore
 from tests.seed import WEATHER_TOOL
 from tests.unit.api.fake_chat import COMPLETION
-from tests.unit.responses.fakes import ScriptedChat, ScriptedStreams, chat_chunk
+from tests.unit.responses.fakes import ScriptedChat, chat_chunk
 from tests.unit.responses.wire import sdk_response
 from tests.unit.served import REPOSITORY, served_model
 
@@ -76,15 +76,6 @@ async def test_chat_errors_name_responses_fields() -> None:
     assert caught.value.message == "Invalid value for 'tools[0].parameters': bad."
 
 
-async def test_stream_is_refused_without_chat_streaming() -> None:
-    chat = ScriptedChat()
-    with pytest.raises(InvalidRequest) as caught:
-        await ResponsesService(chat, ResponseStore()).stream(
-            {"model": "m", "input": "x", "stream": True}
-        )
-    assert caught.value.param == "stream" and chat.bodies == []
-
-
 async def test_streamed_response_is_stored_when_complete() -> None:
     call = {
         "index": 0,
@@ -96,11 +87,11 @@ async def test_streamed_response_is_stored_when_complete() -> None:
     chunks = [
         chat_chunk({"tool_calls": [call]}),
         chat_chunk({}, "tool_calls"),
-        {**chat_chunk({}), "choices": [], "usage": usage},
+        chat_chunk(None, usage=usage),
     ]
-    streams = ScriptedStreams(chunks)
+    streams = ScriptedChat(chunks=chunks)
     store = ResponseStore()
-    service = ResponsesService(ScriptedChat(), store, streams)
+    service = ResponsesService(streams, store)
     events = await service.stream({"model": "m", "input": "x", "tools": [TOOL], "stream": True})
     collected = [event async for event in events]
     assert streams.bodies[0]["stream"] is True
@@ -113,11 +104,11 @@ async def test_streamed_response_is_stored_when_complete() -> None:
 
 
 async def test_stream_validation_errors_raise_before_any_event() -> None:
-    streams = ScriptedStreams([])
+    streams = ScriptedChat()
     streams.error = InvalidRequest(
         "Invalid value for 'max_completion_tokens': no.", param="max_completion_tokens"
     )
-    service = ResponsesService(ScriptedChat(), ResponseStore(), streams)
+    service = ResponsesService(streams, ResponseStore())
     with pytest.raises(InvalidRequest) as caught:
         await service.stream({"model": "m", "input": "x", "stream": True})
     assert caught.value.param == "max_output_tokens"
