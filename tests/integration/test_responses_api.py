@@ -77,6 +77,49 @@ def test_previous_response_id_carries_the_conversation(client: openai.OpenAI) ->
     assert "60" in answer.output_text
 
 
+def test_streamed_seed_flow_matches_the_non_streamed_one(client: openai.OpenAI) -> None:
+    """``stream=True``: the Responses events, and the same answers as without streaming."""
+    items: list[Any] = [QUESTION]
+    plain = client.responses.create(model=QWEN, input=items, tools=TOOLS, **GREEDY)
+    stream = client.responses.create(model=QWEN, input=items, tools=TOOLS, stream=True, **GREEDY)
+    events = list(stream)
+    types = [event.type for event in events]
+    assert types[:2] == ["response.created", "response.in_progress"]
+    assert types[-1] == "response.completed"
+    assert [event.sequence_number for event in events] == list(range(len(events)))
+    assert "response.function_call_arguments.delta" in types
+    assert "response.function_call_arguments.done" in types
+    streamed = events[-1].response  # type: ignore[union-attr]
+    call = _weather_call(streamed)
+    assert (call.name, call.arguments) == (
+        _weather_call(plain).name,
+        _weather_call(plain).arguments,
+    )
+    assert streamed.usage is not None and plain.usage is not None
+    assert streamed.usage.output_tokens == plain.usage.output_tokens
+
+    items += streamed.output
+    items.append(_call_output(call))
+    with client.responses.stream(model=QWEN, input=items, **GREEDY) as text_stream:
+        deltas = [e.delta for e in text_stream if e.type == "response.output_text.delta"]
+        answer = text_stream.get_final_response()
+    assert len(deltas) > 1 and "".join(deltas) == answer.output_text
+    assert "60" in answer.output_text
+    # A streamed response is stored like any other.
+    assert client.responses.retrieve(answer.id).output_text == answer.output_text
+
+
+def test_stream_errors_before_the_first_event_are_envelopes(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(
+            model=QWEN,
+            input="hi",
+            stream=True,
+            tools=[{"type": "web_search"}],  # type: ignore[list-item]
+        )
+    assert caught.value.param == "tools[0].type"
+
+
 def test_store_false_keeps_nothing(client: openai.OpenAI) -> None:
     first = client.responses.create(model=QWEN, input="Say hi.", store=False, max_output_tokens=8)
     with pytest.raises(openai.NotFoundError):
@@ -128,7 +171,6 @@ def test_json_schema_text_format(client: openai.OpenAI) -> None:
             None,
         ),
         ({"input": "word " * 40000}, "input", "context_length_exceeded"),
-        ({"stream": True}, "stream", None),
     ],
 )
 def test_bad_requests_share_the_chat_taxonomy(
