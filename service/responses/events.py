@@ -9,11 +9,12 @@ the next one opens or the stream ends. Events are numbered by ``sequence_number`
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.errors import Overloaded, ServiceError
+from service.errors import Internal, Overloaded, ServiceError
 from service.responses.output import (
     Status,
     function_call_item,
@@ -25,6 +26,8 @@ from service.responses.output import (
     usage_body,
 )
 from service.responses.request import ResponsesRequest
+
+logger = logging.getLogger(__name__)
 
 Event = dict[str, Any]
 
@@ -208,6 +211,11 @@ async def response_events(
                     yield event
         except ServiceError as error:
             for event in events.fail(error):
+                yield event
+            return
+        except Exception:
+            logger.exception("unhandled error while streaming a response")
+            for event in events.fail(Internal("The server had an error processing your request.")):
                 yield event
             return
         for event in events.finish():

@@ -158,6 +158,13 @@ async def test_error_mid_stream_ends_with_response_failed() -> None:
     assert (final.error.code, final.error.message) == ("server_error", "Triton went away")
 
 
+async def test_a_server_bug_mid_stream_ends_with_response_failed_without_internals() -> None:
+    events, _ = await _events(TEXT_CHUNKS[:2], RuntimeError("secret internals"))
+    final = sdk_response(events[-1]["response"])
+    assert events[-1]["type"] == "response.failed" and final.error is not None
+    assert final.error.code == "server_error" and "secret" not in final.error.message
+
+
 async def test_closing_the_events_closes_the_chunks() -> None:
     closed = []
 
