@@ -97,7 +97,8 @@ def test_output_items_turn_back_into_one_assistant_message() -> None:
 
 
 def test_usage_from_chat_keeps_the_prefix_cache_hits() -> None:
-    chat = {"prompt_tokens": 9, "completion_tokens": 2, "prompt_tokens_details": {"cached_tokens": 7}}
+    details = {"cached_tokens": 7}
+    chat = {"prompt_tokens": 9, "completion_tokens": 2, "prompt_tokens_details": details}
     usage = usage_from_chat(chat)
     assert usage["input_tokens_details"]["cached_tokens"] == 7
     assert (usage["input_tokens"], usage["output_tokens"], usage["total_tokens"]) == (9, 2, 11)
