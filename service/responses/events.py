@@ -23,7 +23,7 @@ from service.responses.output import (
     response_body,
     status_of,
     text_part,
-    usage_body,
+    usage_from_chat,
 )
 from service.responses.request import ResponsesRequest
 
@@ -67,7 +67,7 @@ class ResponseEvents:
         events: list[Event] = []
         usage = chunk.get("usage")
         if usage:
-            self._usage = usage_body(usage["prompt_tokens"], usage["completion_tokens"])
+            self._usage = usage_from_chat(usage)
         for choice in chunk.get("choices") or []:
             delta = choice.get("delta") or {}
             if delta.get("content"):

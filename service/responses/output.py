@@ -82,14 +82,21 @@ def assistant_message(output: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return message
 
 
-def usage_body(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+def usage_body(input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> dict[str, Any]:
+    """``cached_tokens``: input tokens served from the model's prefix cache."""
     return {
         "input_tokens": input_tokens,
-        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "input_tokens_details": {"cached_tokens": cached_tokens, "cache_write_tokens": 0},
         "output_tokens": output_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": input_tokens + output_tokens,
     }
+
+
+def usage_from_chat(usage: Mapping[str, Any]) -> dict[str, Any]:
+    """A Responses ``usage`` from a Chat Completions one."""
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+    return usage_body(usage["prompt_tokens"], usage["completion_tokens"], cached)
 
 
 def status_of(finish_reason: str | None) -> Status:

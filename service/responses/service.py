@@ -20,7 +20,7 @@ from service.responses.output import (
     output_items,
     response_body,
     status_of,
-    usage_body,
+    usage_from_chat,
 )
 from service.responses.request import ChatTranslation, ResponsesRequest, parse_request, to_chat
 from service.responses.store import ResponseStore
@@ -51,7 +51,7 @@ class ResponsesService:
             created_at=int(time.time()),
             status=status_of(choice["finish_reason"]),
             output=output,
-            usage=usage_body(usage["prompt_tokens"], usage["completion_tokens"]),
+            usage=usage_from_chat(usage),
         )
         self._keep(request, translation, response)
         return response

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.responses.output import assistant_message, output_items, response_body, usage_body
+from service.responses.output import (
+    assistant_message,
+    output_items,
+    response_body,
+    usage_body,
+    usage_from_chat,
+)
 from service.responses.request import parse_request
 from tests.unit.responses.wire import sdk_response
 
@@ -88,3 +94,12 @@ def test_output_items_turn_back_into_one_assistant_message() -> None:
     assert assistant_message(output_items(message, "tool_calls")) == message
     text_only = {"role": "assistant", "content": "hi"}
     assert assistant_message(output_items(text_only, "stop")) == text_only
+
+
+def test_usage_from_chat_keeps_the_prefix_cache_hits() -> None:
+    details = {"cached_tokens": 7}
+    chat = {"prompt_tokens": 9, "completion_tokens": 2, "prompt_tokens_details": details}
+    usage = usage_from_chat(chat)
+    assert usage["input_tokens_details"]["cached_tokens"] == 7
+    assert (usage["input_tokens"], usage["output_tokens"], usage["total_tokens"]) == (9, 2, 11)
+    assert usage_from_chat({"prompt_tokens": 1, "completion_tokens": 1}) == usage_body(1, 1)
