@@ -176,7 +176,7 @@ run_tests() {  # run_tests DEVICE TEST...
   local device=$1
   shift
   FNCALL_TEST_REPOSITORY="$REPOSITORY" FNCALL_TEST_DEVICE="$device" \
-    "$PY" -m pytest -m integration -p no:cacheprovider -q -rs "$@"
+    "$PY" -m pytest -m integration -p no:cacheprovider -v -rfEs --durations=5 "$@"
 }
 
 bench() {  # bench MODEL DEVICE WORKLOAD CONCURRENCY [extra args]
@@ -203,7 +203,7 @@ report() {
     [[ -f $log ]] || continue
     echo
     echo "--- $(basename "$log" .log)"
-    grep -E '^(\||session providers|nodes on|All nodes|Node\(s\)|GPU 0 memory|Triton answers|ONNX Runtime,|[a-z0-9.-]+ \(|[0-9]+ (passed|failed)|=+ .*(passed|failed|error))' "$log" | tail -40
+    grep -E '^(\||session providers|nodes on|All nodes|Node\(s\)|GPU 0 memory|Triton answers|ONNX Runtime,|[a-z0-9.-]+ \(|(FAILED|ERROR|SKIPPED) |=+ .*(passed|failed|error))| (PASSED|FAILED|ERROR|SKIPPED)' "$log" | tail -40
   done
 }
 
@@ -267,7 +267,7 @@ if [[ $SMOKE == full ]]; then
 else
   TESTS=("${TESTS[@]:2:4}")  # the SmolLM2 tests (the Qwen ones need the Qwen build)
 fi
-step tests 420 1 run_tests cpu "${TESTS[@]}"
+step tests 900 1 run_tests cpu "${TESTS[@]}"
 model=$([[ $SMOKE == full ]] && echo "$QWEN" || echo "$SMOLLM")
 dir=$(version_dir "$([[ $SMOKE == full ]] && echo llm || echo smollm2)")
 step smoke-bench-tools 180 1 bench "$model" cpu tools 1,2 --rounds 1 --max-tokens 8 --prompts 2
