@@ -5,20 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from service import metrics
 from service.detokenize import TextAccumulator
 from service.errors import Internal, InvalidRequest, NotFound, Unavailable
 from service.generation import Engine, FinishReason, GenerationChunk
 from service.grammar import ArgumentsCheck, arguments_check, request_grammar
+from service.grammar_check import check_request_grammar
 from service.models import ModelRegistry, ServedModel
 from service.prompting.chat_prompt import ChatPrompt, build_prompt
 from service.protocol import ChatRequest, choice_body, completion_body, parse_request
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -35,21 +38,26 @@ class ChatService:
     """OpenAI Chat Completions over the served models and one engine."""
 
     def __init__(
-        self, models: ModelRegistry, engine: Engine, *, default_max_tokens: int = 512
+        self,
+        models: ModelRegistry,
+        engine: Engine,
+        *,
+        default_max_tokens: int = 512,
+        prepare_workers: int = 4,
     ) -> None:
         self._models = models
         self._engine = engine
         self._default_max_tokens = default_max_tokens
+        self._workers = ThreadPoolExecutor(prepare_workers, thread_name_prefix="prepare")
 
     async def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """A ``chat.completion`` for an OpenAI request body; raises ``ServiceError`` types.
 
         Cancelling the awaiting task closes every engine generation (Triton cancels them).
         """
-        request = parse_request(body)
+        request = await self._offload(parse_request, body)
         model = self._models.get(request.model)
-        prompt = build_prompt(model, request)
-        grammar = request_grammar(request, model.dialect.syntax, model.tokenizer)
+        prompt, grammar = await self._offload(prepare, model, request)
         max_tokens = self._max_tokens(model, request, len(prompt.ids))
         generations = [
             _Generation(i, TextAccumulator(model.tokenizer, request.stop_strings))
@@ -60,6 +68,11 @@ class ChatService:
             [self._generate(model, request, prompt, grammar, max_tokens, g) for g in generations]
         )
         return self._respond(model, request, prompt, generations, started)
+
+    async def _offload(self, function: Callable[..., _T], *args: Any) -> _T:
+        """``function(*args)`` in the bounded worker pool: validating, rendering and tokenizing
+        a 4 MB request takes seconds that the event loop (health checks) must not wait."""
+        return await asyncio.get_running_loop().run_in_executor(self._workers, function, *args)
 
     def list_models(self) -> dict[str, Any]:
         """The body of ``GET /v1/models``."""
@@ -151,6 +164,15 @@ class ChatService:
             prompt_tokens=len(prompt.ids),
             completion_tokens=completion_tokens,
         )
+
+
+def prepare(model: ServedModel, request: ChatRequest) -> tuple[ChatPrompt, str | None]:
+    """The request's prompt and grammar (checked against the model's tokenizer)."""
+    prompt = build_prompt(model, request)
+    grammar = request_grammar(request, model.dialect.syntax, model.tokenizer)
+    prefill = prompt.ids[len(prompt.ids) - prompt.prefill_tokens :] if prompt.prefill_tokens else []
+    check_request_grammar(request, grammar, prefill, model.tokenizer)
+    return prompt, grammar
 
 
 def _consume(generation: _Generation, chunk: GenerationChunk) -> None:

@@ -12,6 +12,7 @@ from grpc_reflection.v1alpha import reflection
 
 from service import metrics
 from service.api.grpc_convert import completion_to_proto, models_to_proto, request_to_openai
+from service.api.grpc_decode import UndecodableRequests
 from service.api.proto.fncall.v1 import chat_pb2, chat_pb2_grpc
 from service.auth import ApiKeys
 from service.errors import Internal, ServiceError, Unavailable
@@ -100,10 +101,11 @@ class GrpcServer:
         max_message_bytes: int,
     ) -> None:
         self.server = grpc.aio.server(
+            interceptors=[UndecodableRequests()],
             options=[
                 ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.max_send_message_length", max_message_bytes),
-            ]
+            ],
         )
         self._chat = chat
         self.health = health.aio.HealthServicer()

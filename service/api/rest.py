@@ -11,10 +11,18 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from service import metrics
 from service.auth import ApiKeys
-from service.errors import Internal, InvalidRequest, NotFound, ServiceError, Unavailable
+from service.errors import (
+    Cancelled,
+    Internal,
+    InvalidRequest,
+    NotFound,
+    ServiceError,
+    Unavailable,
+)
 from service.lifecycle import Draining
 from service.logs import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
 
@@ -35,14 +43,25 @@ async def _json_body(request: Request, limit: int) -> Any:
     )
     if declared.isdigit() and int(declared) > limit:
         raise too_large
-    body = await request.body()
+    try:
+        body = await request.body()
+    except ClientDisconnect:
+        raise Cancelled("The client disconnected before sending the whole body.") from None
     if len(body) > limit:
         raise too_large
+    return parse_json(body)
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON value of a request body (whatever its Content-Type, as OpenAI reads it).
+    ``ValueError`` covers integer literals over Python's 4,300 digits, ``RecursionError``
+    nesting deeper than the parser's stack; both are the client's."""
     try:
         return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
+        problem = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise InvalidRequest(
-            f"We could not parse the JSON body of your request: {exc}", code="invalid_json"
+            f"We could not parse the JSON body of your request: {problem}", code="invalid_json"
         ) from None
 
 
@@ -60,6 +79,11 @@ def create_app(
         token = REQUEST_ID.set(request_id)
         try:
             response = await call_next(request)
+        except Exception:
+            # Not an exception handler for Exception: Starlette re-raises after such a
+            # handler answers, and uvicorn then closes the keep-alive connection.
+            logger.exception("unhandled error")
+            response = _error_response(Internal("The server had an error processing your request."))
         finally:
             REQUEST_ID.reset(token)
         response.headers[REQUEST_ID_HEADER] = request_id
@@ -75,11 +99,6 @@ def create_app(
             return _error_response(NotFound("Unknown route.", code="not_found"))
         error = InvalidRequest(str(err.detail), code="method_not_allowed")
         return JSONResponse(error.to_openai(), status_code=err.status_code)
-
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, err: Exception) -> JSONResponse:
-        logger.exception("unhandled error")
-        return _error_response(Internal("The server had an error processing your request."))
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> JSONResponse:

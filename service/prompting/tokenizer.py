@@ -39,6 +39,7 @@ class PromptTokenizer:
     """Encode rendered chats safely and decode generated ids, over one ``tokenizer.json``."""
 
     def __init__(self, tokenizer_json: str):
+        self.tokenizer_json = tokenizer_json  # for the grammar engine (service.grammar_check)
         self._full = Tokenizer.from_str(tokenizer_json)
         self._plain = Tokenizer.from_str(_without_added_tokens(tokenizer_json))
         self.added_tokens: dict[str, int] = {

@@ -169,3 +169,27 @@ async def test_reflection_lists_the_services(stack: Stack) -> None:
         names = {s.name for s in reply.list_services_response.service}
         break
     assert {SERVICE_NAME, "grpc.health.v1.Health"} <= names
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        REQUEST.SerializeToString()[:-3],  # truncated
+        b"\x0a\x02\xff\xfe",  # field 1 (model): invalid UTF-8
+        b"\x12" * 200,  # a message nested past protobuf's limit
+    ],
+)
+@pytest.mark.parametrize("method", ["Create", "CreateStream"])
+async def test_undecodable_requests_are_invalid_argument(
+    stack: Stack, payload: bytes, method: str
+) -> None:
+    raw = stack.channel.unary_unary if method == "Create" else stack.channel.unary_stream
+    call = raw(f"/{SERVICE_NAME}/{method}")(payload, metadata=AUTH)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        if method == "Create":
+            await call
+        else:
+            async for _ in call:  # type: ignore[attr-defined]
+                pass
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert stack.chat.bodies == []

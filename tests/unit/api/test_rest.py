@@ -14,11 +14,16 @@ from service.lifecycle import Draining
 from tests.unit.api.fake_chat import COMPLETION, FakeChat
 
 
-def _client(chat: FakeChat, keys: tuple[str, ...] = (), draining: Draining | None = None):  # type: ignore[no-untyped-def]
+def _client(  # type: ignore[no-untyped-def]
+    chat: FakeChat,
+    keys: tuple[str, ...] = (),
+    draining: Draining | None = None,
+    limit: int = 1024,
+):
     app = create_app(
         chat,  # type: ignore[arg-type]
         ApiKeys(keys),
-        max_request_bytes=1024,
+        max_request_bytes=limit,
         draining=draining or Draining(),
     )
     return httpx.AsyncClient(
@@ -150,3 +155,27 @@ async def test_metrics_count_requests() -> None:
         text = (await client.get("/metrics")).text
     assert 'fncall_requests_total{face="rest",status="200"}' in text
     assert "fncall_request_duration_seconds_bucket" in text
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b'{"model": "m", "seed": 1' + b"0" * 5000 + b"}", "digits"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    ],
+)
+async def test_hostile_json_is_400(content: bytes, problem: str) -> None:
+    async with _client(FakeChat(), limit=1 << 20) as client:
+        response = await client.post("/v1/chat/completions", content=content)
+    error = _assert_envelope(response, 400, "invalid_request_error")
+    assert error["code"] == "invalid_json" and problem in error["message"]
+
+
+async def test_any_content_type_is_read_as_json() -> None:
+    async with _client(FakeChat()) as client:
+        response = await client.post(
+            "/v1/chat/completions",
+            content=b'{"model": "m", "messages": []}',
+            headers={"content-type": "text/plain"},
+        )
+    assert response.status_code == 200
