@@ -21,6 +21,7 @@ from pydantic_core import ErrorDetails
 
 from service.errors import InvalidRequest
 from service.generation import SamplingParams
+from service.triton_contract import SAMPLING_DEFAULTS
 
 logger = logging.getLogger(__name__)
 
@@ -195,15 +196,16 @@ class ChatRequest(_Model):
         the engine's non-negative int64); sampling fields the request leaves out come from
         ``defaults`` (the model card's), then OpenAI's."""
         defaults = defaults or {}
+        fallback = SAMPLING_DEFAULTS
 
         def pick(value: float | None, name: str, fallback: float) -> float:
             return value if value is not None else defaults.get(name, fallback)
 
         return SamplingParams(
             max_tokens=max_tokens,
-            temperature=float(pick(self.temperature, "temperature", 1.0)),
-            top_p=max(float(pick(self.top_p, "top_p", 1.0)), _MIN_TOP_P),
-            top_k=int(pick(self.top_k, "top_k", 0)),
+            temperature=float(pick(self.temperature, "temperature", fallback.temperature)),
+            top_p=max(float(pick(self.top_p, "top_p", fallback.top_p)), _MIN_TOP_P),
+            top_k=int(pick(self.top_k, "top_k", fallback.top_k)),
             seed=None if self.seed is None else (self.seed + choice) % 2**63,
             stop_token_ids=tuple(stop_token_ids),
             grammar=grammar,
