@@ -30,6 +30,7 @@ serve: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy service
 
 test: models lint
 	$(BIN)/pytest

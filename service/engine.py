@@ -35,12 +35,23 @@ _UNAVAILABLE = "The inference server is unavailable; retry shortly."
 _FINISH_REASONS: dict[str, FinishReason] = {reason: reason for reason in contract.FINISH_REASONS}
 
 
+_MAX_MESSAGE = 2**31 - 1
+# tritonclient's own defaults, plus a short reconnect backoff: a restarted Triton (see
+# service.supervisor) is found within a second or two, not after gRPC's default of up to 120 s.
+_CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", _MAX_MESSAGE),
+    ("grpc.max_receive_message_length", _MAX_MESSAGE),
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+]
+
+
 class TritonEngine:
     """:class:`service.generation.Engine` over Triton's gRPC streaming API."""
 
     def __init__(self, url: str) -> None:
         self._url = url
-        self._client = grpcclient.InferenceServerClient(url)
+        self._client = grpcclient.InferenceServerClient(url, channel_args=_CHANNEL_OPTIONS)
 
     async def generate(
         self, model: str, prompt_ids: Sequence[int], params: SamplingParams

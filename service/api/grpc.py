@@ -35,7 +35,7 @@ def _metadata(context: grpc.aio.ServicerContext, key: str) -> str | None:
 
 
 async def _abort(context: grpc.aio.ServicerContext, err: ServiceError) -> NoReturn:
-    await context.abort(err.kind.grpc_code, err.message)
+    await context.abort(err.kind.grpc_code, err.message, trailing_metadata=err.trailers())
     raise AssertionError("unreachable: abort raises")  # pragma: no cover
 
 

@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 
 def _error_response(err: ServiceError) -> JSONResponse:
-    return JSONResponse(err.to_openai(), status_code=err.kind.http_status)
+    return JSONResponse(err.to_openai(), status_code=err.kind.http_status, headers=err.headers())
 
 
 async def _json_body(request: Request, limit: int) -> Any:
@@ -66,9 +66,15 @@ def parse_json(body: bytes) -> Any:
 
 
 def create_app(
-    chat: ChatService, api_keys: ApiKeys, *, max_request_bytes: int, draining: Draining
+    chat: ChatService,
+    api_keys: ApiKeys,
+    *,
+    max_request_bytes: int,
+    draining: Draining,
+    alive: Callable[[], bool] = lambda: True,
 ) -> FastAPI:
-    """The FastAPI app: /v1/chat/completions, /v1/models, /health, /ready, /metrics."""
+    """The FastAPI app: /v1/chat/completions, /v1/models, /health, /ready, /metrics.
+    ``alive`` is the liveness verdict (``TritonSupervisor.alive``)."""
     app = FastAPI(title="fncall", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.middleware("http")
@@ -125,8 +131,10 @@ def create_app(
         return JSONResponse(chat.get_model(model_id))
 
     @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    async def health() -> JSONResponse:
+        if not alive():
+            return _error_response(Unavailable("Triton could not be restarted in time."))
+        return JSONResponse({"status": "ok"})
 
     @app.get("/ready")
     async def ready() -> JSONResponse:

@@ -179,3 +179,26 @@ async def test_any_content_type_is_read_as_json() -> None:
             headers={"content-type": "text/plain"},
         )
     assert response.status_code == 200
+
+
+async def test_overload_says_when_to_retry() -> None:
+    chat = FakeChat()
+    chat.error = Overloaded("queue full")
+    async with _client(chat) as client:
+        response = await client.post("/v1/chat/completions", json={"model": "m", "messages": []})
+    _assert_envelope(response, 429, "rate_limit_error")
+    assert response.headers["retry-after"] == "1"
+
+
+async def test_health_follows_liveness() -> None:
+    app = create_app(
+        FakeChat(),  # type: ignore[arg-type]
+        ApiKeys(()),
+        max_request_bytes=1024,
+        draining=Draining(),
+        alive=lambda: False,
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/health")
+    _assert_envelope(response, 503, "service_unavailable_error")
