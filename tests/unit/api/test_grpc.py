@@ -81,7 +81,7 @@ async def test_server_errors(stack: Stack, error: Exception, code: grpc.StatusCo
         await stack.stub.Create(REQUEST, metadata=AUTH)
     assert err.value.code() == code
     assert "secret internals" not in (err.value.details() or "")
-    retry = [m.value for m in err.value.trailing_metadata() or () if m.key == "retry-after"]
+    retry = [value for key, value in err.value.trailing_metadata() or () if key == "retry-after"]
     assert retry == (["1"] if isinstance(error, Overloaded) else [])
 
 
