@@ -9,7 +9,6 @@ and the repository root to the stub through ``PYTHONPATH`` so model code can imp
 from __future__ import annotations
 
 import collections
-import ctypes
 import importlib.util
 import logging
 import os
@@ -32,7 +31,18 @@ logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _LOG_TAIL_LINES = 60
-_PR_SET_PDEATHSIG = 1
+# Triton dies with us (SIGTERM when this process goes, even by SIGKILL): a tiny exec wrapper sets
+# Linux's parent-death signal, which survives exec. (Not a preexec_fn: Python code between fork
+# and exec in a process running gRPC threads aborts the child.)
+_DIE_WITH_PARENT = [
+    sys.executable,
+    "-c",
+    "import ctypes, os, signal, sys\n"
+    "try:\n    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG\n"
+    "except (OSError, AttributeError):\n    pass\n"
+    "if os.getppid() != int(sys.argv[1]):\n    sys.exit(1)  # the parent died before prctl\n"
+    "os.execv(sys.argv[2], sys.argv[2:])",
+]
 EXIT_TIMEOUT_S = 5
 _TRITON_LEVEL = re.compile(r"^([IWE])\d{4} ")
 _PYTHON_LEVEL = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)\b")
@@ -99,6 +109,7 @@ class TritonLauncher:
         backends = _prepare_backends(dist, self._workdir) if dist is not None else None
         command = [str(binary), *self._arguments(backends)]
         logger.info("starting Triton: %s", " ".join(command))
+        command = [*_DIE_WITH_PARENT, str(os.getpid()), *command]
         self._process = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,
@@ -107,10 +118,8 @@ class TritonLauncher:
             env=_environment(dist),
             text=True,
             errors="replace",
-            # Its own process group, so its backend stubs can be killed with it; and it dies
-            # with us (SIGTERM when this process goes, even by SIGKILL).
+            # Its own process group, so its backend stubs can be killed with it.
             start_new_session=True,
-            preexec_fn=_die_with_parent,
         )
         self._reader = threading.Thread(target=self._read_log, name="triton-log", daemon=True)
         self._reader.start()
@@ -239,15 +248,6 @@ class TritonLauncher:
             level = _line_level(line)
             if level >= self.log_level:
                 logger.log(level, "triton: %s", line)
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: ask Linux for SIGTERM when the parent dies."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # not Linux: the process group still ends with stop()
-        pass
 
 
 def _kill_group(pgid: int) -> None:
