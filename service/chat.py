@@ -1,27 +1,79 @@
-"""ChatService: the one pipeline both faces call (validate, prompt, generate, parse, respond)."""
+"""ChatService: the one pipeline both faces call (validate, prompt, generate, parse, respond).
+
+Streamed and non-streamed answers run the same generation (:meth:`ChatService._generate`): the
+engine's tokens are detokenized per choice, and at the end the dialect's whole-text parser splits
+the text into ``content`` and ``tool_calls``. A streamed choice also reports, as it goes, the
+content that can no longer be part of a call (``service.toolcalls.holdback``), and the rest of
+its answer after the parse; a completion is built from the parse alone.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from service import metrics
+from service.chat_types import (
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionChunk,
+    Choice,
+    ChunkChoice,
+    Delta,
+    FinishReason,
+    FunctionCall,
+    FunctionDelta,
+    ModelCard,
+    ModelList,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 from service.detokenize import TextAccumulator
 from service.errors import Internal, InvalidRequest, NotFound, Unavailable
-from service.generation import Engine, FinishReason, GenerationChunk
+from service.generation import Engine, GenerationChunk
+from service.generation import FinishReason as EngineFinish
 from service.grammar import ArgumentsCheck, arguments_check, request_grammar
 from service.grammar_check import check_request_grammar
 from service.models import ModelRegistry, ServedModel
 from service.prompting.chat_prompt import ChatPrompt, build_prompt
-from service.protocol import ChatRequest, choice_body, completion_body, parse_request
+from service.protocol import ChatRequest, parse_request
+from service.toolcalls.holdback import HoldBack
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One validated request, ready to generate."""
+
+    model: ServedModel
+    request: ChatRequest
+    prompt: ChatPrompt
+    grammar: str | None
+    max_tokens: int
+    check: ArgumentsCheck
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class _Event:
+    """What a streamed choice reports: it started, a delta, its end, or an error."""
+
+    index: int
+    delta: Delta | None = None
+    finish_reason: FinishReason | None = None
+    error: BaseException | None = None
+
+
+_Sink = Callable[[_Event], None]
 
 
 @dataclass
@@ -30,12 +82,16 @@ class _Generation:
 
     index: int
     text: TextAccumulator
-    finish_reason: FinishReason | None = None
+    holdback: HoldBack | None = None  # streamed choices only
+    engine_finish: EngineFinish | None = None
     first_token_at: float | None = None
+    message: AssistantMessage | None = None
+    finish_reason: FinishReason | None = None
 
 
 class ChatService:
-    """OpenAI Chat Completions over the served models and one engine."""
+    """OpenAI Chat Completions over the served models and one engine
+    (a ``service.chat_types.ChatBackend``)."""
 
     def __init__(
         self,
@@ -50,39 +106,58 @@ class ChatService:
         self._default_max_tokens = default_max_tokens
         self._workers = ThreadPoolExecutor(prepare_workers, thread_name_prefix="prepare")
 
-    async def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
+    async def create(self, body: Mapping[str, Any]) -> ChatCompletion:
         """A ``chat.completion`` for an OpenAI request body; raises ``ServiceError`` types.
 
         Cancelling the awaiting task closes every engine generation (Triton cancels them).
         """
-        request = await self._offload(parse_request, body)
-        model = self._models.get(request.model)
-        prompt, grammar = await self._offload(prepare, model, request)
-        max_tokens = self._max_tokens(model, request, len(prompt.ids))
-        generations = [
-            _Generation(i, TextAccumulator(model.tokenizer, request.stop_strings))
-            for i in range(request.n)
-        ]
-        started = time.monotonic()
-        await _run_all(
-            [self._generate(model, request, prompt, grammar, max_tokens, g) for g in generations]
+        plan = await self._offload(self._plan, body)
+        generations = [self._new_generation(plan, i, streamed=False) for i in range(plan.request.n)]
+        await _run_all([self._generate(plan, g, None) for g in generations])
+        usage = self._record(plan, generations)
+        return ChatCompletion(
+            id=_completion_id(),
+            created=int(time.time()),
+            model=plan.model.id,
+            system_fingerprint=plan.model.fingerprint,
+            choices=[
+                Choice(index=g.index, message=g.message, finish_reason=g.finish_reason)
+                for g in generations
+                if g.message is not None and g.finish_reason is not None
+            ],
+            usage=usage,
         )
-        return self._respond(model, request, prompt, generations, started)
 
-    async def _offload(self, function: Callable[..., _T], *args: Any) -> _T:
-        """``function(*args)`` in the bounded worker pool: validating, rendering and tokenizing
-        a 4 MB request takes seconds that the event loop (health checks) must not wait."""
-        return await asyncio.get_running_loop().run_in_executor(self._workers, function, *args)
+    async def stream(self, body: Mapping[str, Any]) -> AsyncIterator[ChatCompletionChunk]:
+        """The ``chat.completion.chunk`` stream of an OpenAI request body.
 
-    def list_models(self) -> dict[str, Any]:
+        Raises ``ServiceError`` types here, before any chunk: validation, and any engine
+        refusal before every choice has its first token. A later error is raised by the
+        iterator. Closing the iterator (or cancelling its consumer) cancels the generation.
+        """
+        plan = await self._offload(self._plan, body)
+        generations = [self._new_generation(plan, i, streamed=True) for i in range(plan.request.n)]
+        queue: asyncio.Queue[_Event] = asyncio.Queue()
+        tasks = [
+            asyncio.ensure_future(_reporting(self._generate(plan, g, queue.put_nowait), g, queue))
+            for g in generations
+        ]
+        try:
+            early = await _first_tokens(queue, len(generations))
+        except BaseException:
+            await _cancel(tasks)
+            raise
+        return self._chunks(plan, generations, tasks, queue, early)
+
+    def list_models(self) -> ModelList:
         """The body of ``GET /v1/models``."""
-        return {"object": "list", "data": [_model_body(model) for model in self._models]}
+        return ModelList(data=[_model_card(model) for model in self._models])
 
-    def get_model(self, model_id: str) -> dict[str, Any]:
+    def get_model(self, model_id: str) -> ModelCard:
         """The body of ``GET /v1/models/{id}``; ``NotFound`` for an unknown id."""
         for model in self._models:
             if model.id == model_id:
-                return _model_body(model)
+                return _model_card(model)
         raise NotFound(f"The model {model_id!r} does not exist.", code="model_not_found")
 
     async def ready(self) -> bool:
@@ -91,6 +166,29 @@ class ChatService:
             *(self._engine.is_ready(m.triton_model) for m in self._models)
         )
         return all(states)
+
+    async def _offload(self, function: Callable[..., _T], *args: Any) -> _T:
+        """``function(*args)`` in the bounded worker pool: validating, rendering and tokenizing
+        a 4 MB request takes seconds that the event loop (health checks) must not wait."""
+        return await asyncio.get_running_loop().run_in_executor(self._workers, function, *args)
+
+    def _plan(self, body: Mapping[str, Any]) -> _Plan:
+        request = parse_request(body)
+        model = self._models.get(request.model)
+        prompt = build_prompt(model, request)
+        grammar = request_grammar(request, model.dialect.syntax, model.tokenizer)
+        prefill = prompt.ids[len(prompt.ids) - prompt.prefill_tokens :]
+        check_request_grammar(request, grammar, prefill, model.tokenizer)
+        max_tokens = self._max_tokens(model, request, len(prompt.ids))
+        return _Plan(model, request, prompt, grammar, max_tokens, arguments_check(request))
+
+    def _new_generation(self, plan: _Plan, index: int, *, streamed: bool) -> _Generation:
+        text = TextAccumulator(plan.model.tokenizer, plan.request.stop_strings)
+        holdback = None
+        if streamed:
+            calls = bool(plan.prompt.tool_names)
+            holdback = HoldBack(plan.model.dialect.call_start if calls else None)
+        return _Generation(index, text, holdback)
 
     def _max_tokens(self, model: ServedModel, request: ChatRequest, prompt_tokens: int) -> int:
         """The completion budget; ``context_length_exceeded`` when it does not fit."""
@@ -108,108 +206,198 @@ class ChatService:
             )
         return requested if requested is not None else min(self._default_max_tokens, remaining)
 
-    async def _generate(
-        self,
-        model: ServedModel,
-        request: ChatRequest,
-        prompt: ChatPrompt,
-        grammar: str | None,
-        max_tokens: int,
-        generation: _Generation,
-    ) -> None:
-        """Stream one choice into ``generation``; stop strings close the stream early."""
-        params = request.to_sampling_params(
-            max_tokens=max_tokens,
-            stop_token_ids=model.card.stop_token_ids,
-            defaults=model.card.sampling_defaults,
+    async def _generate(self, plan: _Plan, generation: _Generation, sink: _Sink | None) -> None:
+        """Generate one choice to its parsed answer; stop strings close the stream early.
+        With a ``sink``, report its start, its content as it settles, then the rest."""
+        params = plan.request.to_sampling_params(
+            max_tokens=plan.max_tokens,
+            stop_token_ids=plan.model.card.stop_token_ids,
+            defaults=plan.model.card.sampling_defaults,
             choice=generation.index,
-            grammar=grammar,
-            grammar_prefill_tokens=prompt.prefill_tokens,
+            grammar=plan.grammar,
+            grammar_prefill_tokens=plan.prompt.prefill_tokens,
         )
-        stream = self._engine.generate(model.triton_model, prompt.ids, params)
+        stream = self._engine.generate(plan.model.triton_model, plan.prompt.ids, params)
         try:
             async for chunk in stream:
+                first = generation.first_token_at is None
                 _consume(generation, chunk)
+                if sink is not None:
+                    if first:
+                        sink(_Event(generation.index))
+                    _report_content(plan, generation, sink)
                 if generation.text.stopped:
                     break
         finally:
             await _close(stream)
         generation.text.finish()
         if generation.text.stopped:
-            generation.finish_reason = "stop"
+            generation.engine_finish = "stop"
         _check_finished(generation)
+        _parse(plan, generation)
+        if sink is not None:
+            _report_rest(plan, generation, sink)
 
-    def _respond(
+    def _chunks(
         self,
-        model: ServedModel,
-        request: ChatRequest,
-        prompt: ChatPrompt,
+        plan: _Plan,
         generations: list[_Generation],
-        started: float,
-    ) -> dict[str, Any]:
-        check = arguments_check(request)
-        choices = [_choice(model, request, prompt, g, check) for g in generations]
+        tasks: Sequence[asyncio.Future[None]],
+        queue: asyncio.Queue[_Event],
+        early: list[_Event],
+    ) -> AsyncIterator[ChatCompletionChunk]:
+        chunk_id, created = _completion_id(), int(time.time())
+
+        def chunk(choices: list[ChunkChoice], usage: Usage | None = None) -> ChatCompletionChunk:
+            return ChatCompletionChunk(
+                id=chunk_id,
+                created=created,
+                model=plan.model.id,
+                system_fingerprint=plan.model.fingerprint,
+                choices=choices,
+                usage=usage,
+            )
+
+        def event_chunk(event: _Event) -> ChatCompletionChunk:
+            delta = event.delta or Delta()
+            return chunk(
+                [ChunkChoice(index=event.index, delta=delta, finish_reason=event.finish_reason)]
+            )
+
+        async def chunks() -> AsyncIterator[ChatCompletionChunk]:
+            try:
+                for generation in generations:
+                    role = ChunkChoice(index=generation.index, delta=Delta(role="assistant"))
+                    yield chunk([role])
+                for event in early:
+                    yield event_chunk(event)
+                finished = sum(event.finish_reason is not None for event in early)
+                while finished < len(generations):
+                    event = await queue.get()
+                    if event.error is not None:
+                        raise event.error
+                    finished += event.finish_reason is not None
+                    yield event_chunk(event)
+                usage = self._record(plan, generations)
+                options = plan.request.stream_options
+                if options is not None and options.include_usage:
+                    yield chunk([], usage)
+            finally:
+                await _cancel(tasks)
+
+        return chunks()
+
+    def _record(self, plan: _Plan, generations: list[_Generation]) -> Usage:
+        """Record the answer's metrics; its usage."""
+        model, prompt_tokens = plan.model, len(plan.prompt.ids)
         completion_tokens = sum(g.text.token_count for g in generations)
         first = [g.first_token_at for g in generations if g.first_token_at is not None]
         if first:
-            metrics.TIME_TO_FIRST_TOKEN.observe(min(first) - started)
-        metrics.PROMPT_TOKENS.labels(model.id).inc(len(prompt.ids))
+            metrics.TIME_TO_FIRST_TOKEN.observe(min(first) - plan.started)
+        metrics.PROMPT_TOKENS.labels(model.id).inc(prompt_tokens)
         metrics.COMPLETION_TOKENS.labels(model.id).inc(completion_tokens)
-        calls = sum(len(c["message"].get("tool_calls", [])) for c in choices)
+        calls = sum(len(g.message.tool_calls or []) for g in generations if g.message)
         metrics.TOOL_CALLS.labels(model.id).inc(calls)
-        return completion_body(
-            model=model.id,
-            fingerprint=model.fingerprint,
-            choices=choices,
-            prompt_tokens=len(prompt.ids),
+        return Usage(
+            prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
+            total_tokens=prompt_tokens + completion_tokens,
         )
 
 
-def prepare(model: ServedModel, request: ChatRequest) -> tuple[ChatPrompt, str | None]:
-    """The request's prompt and grammar (checked against the model's tokenizer)."""
-    prompt = build_prompt(model, request)
-    grammar = request_grammar(request, model.dialect.syntax, model.tokenizer)
-    prefill = prompt.ids[len(prompt.ids) - prompt.prefill_tokens :] if prompt.prefill_tokens else []
-    check_request_grammar(request, grammar, prefill, model.tokenizer)
-    return prompt, grammar
-
-
 def _consume(generation: _Generation, chunk: GenerationChunk) -> None:
-    if chunk.token_ids and generation.first_token_at is None:
+    if generation.first_token_at is None:
         generation.first_token_at = time.monotonic()
     generation.text.add(chunk.token_ids)
-    generation.finish_reason = chunk.finish_reason or generation.finish_reason
+    generation.engine_finish = chunk.finish_reason or generation.engine_finish
 
 
 def _check_finished(generation: _Generation) -> None:
-    if generation.finish_reason == "cancelled":
+    if generation.engine_finish == "cancelled":
         raise Unavailable("the inference server cancelled the generation")
-    if generation.finish_reason is None:
+    if generation.engine_finish is None:
         logger.error("choice %d: the engine stream ended without a finish reason", generation.index)
         raise Internal("the inference server ended a generation without a finish reason")
 
 
-def _choice(
-    model: ServedModel,
-    request: ChatRequest,
-    prompt: ChatPrompt,
-    generation: _Generation,
-    check: ArgumentsCheck,
-) -> dict[str, Any]:
-    """The response choice: calls parsed per the model's dialect when tools are in play."""
-    text = prompt.prefill + generation.text.text
-    reason = generation.finish_reason or "stop"
-    if not prompt.tool_names:
-        return choice_body(generation.index, text or None, [], reason)
-    parser = model.dialect(
-        prompt.tool_names, parallel=request.parallel_tool_calls, check_arguments=check
+def _parse(plan: _Plan, generation: _Generation) -> None:
+    """The choice's message: calls parsed per the model's dialect when tools are in play."""
+    text = plan.prompt.prefill + generation.text.text
+    reason: FinishReason = "length" if generation.engine_finish == "length" else "stop"
+    if not plan.prompt.tool_names:
+        generation.message = AssistantMessage(content=text or None)
+        generation.finish_reason = reason
+        return
+    parser = plan.model.dialect(
+        plan.prompt.tool_names,
+        parallel=plan.request.parallel_tool_calls,
+        check_arguments=plan.check,
     )
     parsed = parser.parse(text)
-    calls = [call.to_openai() for call in parsed.tool_calls]
+    calls = [
+        ToolCall(id=call.id, function=FunctionCall(name=call.name, arguments=call.arguments))
+        for call in parsed.tool_calls
+    ]
+    generation.message = AssistantMessage(content=parsed.content, tool_calls=calls or None)
     # A cut-off answer says so ("length"), even when calls before the cut were parsed.
-    finish = "tool_calls" if calls and reason != "length" else reason
-    return choice_body(generation.index, parsed.content, calls, finish)
+    generation.finish_reason = "tool_calls" if calls and reason != "length" else reason
+
+
+def _report_content(plan: _Plan, generation: _Generation, sink: _Sink) -> None:
+    """Report the content that can no longer be part of a call."""
+    if generation.holdback is None or plan.prompt.prefill:  # a forced call: all held back
+        return
+    text = generation.text
+    new = generation.holdback.release(text.text, text.settled)
+    if new:
+        sink(_Event(generation.index, Delta(content=new)))
+
+
+def _report_rest(plan: _Plan, generation: _Generation, sink: _Sink) -> None:
+    """Report the rest of the parsed answer: held-back content, calls, the finish."""
+    message, index = generation.message, generation.index
+    if message is None or generation.holdback is None:
+        return
+    rest = generation.holdback.rest(message.content)
+    if rest:
+        sink(_Event(index, Delta(content=rest)))
+    for number, call in enumerate(message.tool_calls or []):
+        head = ToolCallDelta(
+            index=number,
+            id=call.id,
+            type="function",
+            function=FunctionDelta(name=call.function.name, arguments=""),
+        )
+        sink(_Event(index, Delta(tool_calls=[head])))
+        arguments = FunctionDelta(arguments=call.function.arguments)
+        sink(_Event(index, Delta(tool_calls=[ToolCallDelta(index=number, function=arguments)])))
+    sink(_Event(index, finish_reason=generation.finish_reason))
+
+
+async def _reporting(
+    job: Coroutine[Any, Any, None], generation: _Generation, queue: asyncio.Queue[_Event]
+) -> None:
+    """Run a streamed choice; its error becomes an event (the consumer raises it)."""
+    try:
+        await job
+    except Exception as exc:
+        queue.put_nowait(_Event(generation.index, error=exc))
+
+
+async def _first_tokens(queue: asyncio.Queue[_Event], choices: int) -> list[_Event]:
+    """Wait until every choice has its first token (its start event); raise the first error.
+    Returns the events that came meanwhile, in order."""
+    started: set[int] = set()
+    early: list[_Event] = []
+    while len(started) < choices:
+        event = await queue.get()
+        if event.error is not None:
+            raise event.error
+        if event.delta is None and event.finish_reason is None:
+            started.add(event.index)
+        else:
+            early.append(event)
+    return early
 
 
 async def _run_all(jobs: list[Coroutine[Any, Any, None]]) -> None:
@@ -218,9 +406,13 @@ async def _run_all(jobs: list[Coroutine[Any, Any, None]]) -> None:
     try:
         await asyncio.gather(*tasks)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.wait(tasks)
+        await _cancel(tasks)
+
+
+async def _cancel(tasks: Sequence[asyncio.Future[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.wait(tasks)
 
 
 async def _close(stream: AsyncIterator[GenerationChunk]) -> None:
@@ -230,5 +422,9 @@ async def _close(stream: AsyncIterator[GenerationChunk]) -> None:
         await close()
 
 
-def _model_body(model: ServedModel) -> dict[str, Any]:
-    return {"id": model.id, "object": "model", "created": model.created, "owned_by": "fncall"}
+def _completion_id() -> str:
+    return "chatcmpl-" + uuid.uuid4().hex
+
+
+def _model_card(model: ServedModel) -> ModelCard:
+    return ModelCard(id=model.id, created=model.created, owned_by="fncall")

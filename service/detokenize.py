@@ -26,6 +26,7 @@ class TextAccumulator:
     _ids: list[int] = field(default_factory=list)
     _prefix: int = 0  # ids before this are fully emitted and outside the window
     _read: int = 0  # ids before this are emitted
+    _finished: bool = False
 
     def add(self, ids: Sequence[int]) -> None:
         """Append generated ids; truncates ``text`` at a stop string and sets ``stopped``."""
@@ -39,6 +40,21 @@ class TextAccumulator:
         """Emit text still held back for an incomplete character (generation ended)."""
         if not self.stopped and self._read < len(self._ids):
             self._emit(final=True)
+        self._finished = True
+
+    @property
+    def settled(self) -> int:
+        """How much of ``text`` no later token can change: all of it once stopped or
+        finished, else up to a tail that may still begin a stop string."""
+        if self.stopped or self._finished:
+            return len(self.text)
+        overlap = 0
+        for stop in self.stop:
+            for length in range(min(len(stop) - 1, len(self.text)), overlap, -1):
+                if self.text.endswith(stop[:length]):
+                    overlap = length
+                    break
+        return len(self.text) - overlap
 
     def _emit(self, *, final: bool) -> None:
         before = self.tokenizer.decode(self._ids[self._prefix : self._read])

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
@@ -144,6 +142,10 @@ class ResponseFormat(_Model):
         return schema if schema is not None else {}
 
 
+class StreamOptions(_Model):
+    include_usage: bool = False
+
+
 class ChatRequest(_Model):
     """One Chat Completions request."""
 
@@ -162,6 +164,7 @@ class ChatRequest(_Model):
     n: int = Field(default=1, ge=1, le=8)
     user: str | None = None
     stream: bool = False
+    stream_options: StreamOptions | None = None
     response_format: ResponseFormat | None = None
     # Extensions (not in OpenAI's API):
     top_k: int | None = Field(default=None, ge=0, le=INT32_MAX)  # 0: no top-k cut
@@ -304,8 +307,11 @@ def _param_path(error: ErrorDetails, body: Any) -> str:
 
 
 def _check_request(request: ChatRequest) -> None:
-    if request.stream:
-        raise InvalidRequest("streaming is not supported yet", param="stream")
+    if request.stream_options is not None and not request.stream:
+        raise InvalidRequest(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            param="stream_options",
+        )
     response_format = request.response_format
     if response_format and response_format.type == "json_schema":
         if response_format.json_schema is None:
@@ -397,40 +403,3 @@ def _check_arguments(call: AssistantToolCall, param: str) -> None:
         arguments = None
     if not isinstance(arguments, dict):
         raise _field(f"{param}.function.arguments", "must be a JSON object encoded as a string.")
-
-
-def completion_body(
-    *,
-    model: str,
-    fingerprint: str,
-    choices: Sequence[Mapping[str, Any]],
-    prompt_tokens: int,
-    completion_tokens: int,
-) -> dict[str, Any]:
-    """The OpenAI ``chat.completion`` object."""
-    return {
-        "id": "chatcmpl-" + uuid.uuid4().hex,
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": list(choices),
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
-        "system_fingerprint": fingerprint,
-    }
-
-
-def choice_body(
-    index: int,
-    content: str | None,
-    tool_calls: Sequence[Mapping[str, Any]],
-    finish_reason: str,
-) -> dict[str, Any]:
-    """One ``choices[]`` entry; ``tool_calls`` is omitted when there are none, as OpenAI does."""
-    message: dict[str, Any] = {"role": "assistant", "content": content}
-    if tool_calls:
-        message["tool_calls"] = list(tool_calls)
-    return {"index": index, "message": message, "finish_reason": finish_reason, "logprobs": None}

@@ -4,88 +4,57 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, NoReturn
+from collections.abc import AsyncIterator
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from service import metrics
-from service.api.grpc_convert import completion_to_proto, models_to_proto, request_to_openai
+from service.api.admission import GrpcAdmission
+from service.api.grpc_convert import (
+    chunk_to_proto,
+    completion_to_proto,
+    models_to_proto,
+    request_to_openai,
+)
 from service.api.grpc_decode import UndecodableRequests
 from service.api.proto.fncall.v1 import chat_pb2, chat_pb2_grpc
 from service.auth import ApiKeys
-from service.errors import Internal, ServiceError, Unavailable
+from service.chat_types import ChatBackend
 from service.lifecycle import Draining
-from service.logs import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
-
-if TYPE_CHECKING:
-    from service.chat import ChatService
 
 logger = logging.getLogger(__name__)
 
 SERVICE_NAME = chat_pb2.DESCRIPTOR.services_by_name["ChatCompletions"].full_name
 
 
-def _metadata(context: grpc.aio.ServicerContext, key: str) -> str | None:
-    for item in context.invocation_metadata() or ():
-        if item.key == key:
-            return str(item.value)
-    return None
-
-
-async def _abort(context: grpc.aio.ServicerContext, err: ServiceError) -> NoReturn:
-    await context.abort(err.kind.grpc_code, err.message, trailing_metadata=err.trailers())
-    raise AssertionError("unreachable: abort raises")  # pragma: no cover
-
-
 class ChatCompletionsServicer(chat_pb2_grpc.ChatCompletionsServicer):
-    """Translates protobuf to ``ChatService`` calls and back; holds no logic of its own."""
+    """Translates protobuf to ``ChatService`` calls and back; holds no logic of its own.
+    Admission (request id, API key, draining, metrics, error status) is ``GrpcAdmission``."""
 
-    def __init__(self, chat: ChatService, api_keys: ApiKeys, draining: Draining) -> None:
+    def __init__(self, chat: ChatBackend) -> None:
         self._chat = chat
-        self._api_keys = api_keys
-        self._draining = draining
-
-    async def _begin(self, context: grpc.aio.ServicerContext) -> None:
-        request_id = new_request_id(_metadata(context, REQUEST_ID_HEADER))
-        REQUEST_ID.set(request_id)
-        await context.send_initial_metadata(((REQUEST_ID_HEADER, request_id),))
-        self._api_keys.check(_metadata(context, "authorization"))
 
     async def Create(
         self, request: chat_pb2.ChatCompletionRequest, context: grpc.aio.ServicerContext
     ) -> chat_pb2.ChatCompletion:
-        with metrics.track_request("grpc", unresolved=grpc.StatusCode.INTERNAL.name) as outcome:
-            try:
-                await self._begin(context)
-                if self._draining.active:
-                    raise Unavailable("The server is shutting down.", code="shutting_down")
-                result = await self._chat.create(request_to_openai(request))
-            except ServiceError as err:
-                outcome.status = err.kind.grpc_code.name
-                await _abort(context, err)
-            except asyncio.CancelledError:
-                outcome.status = grpc.StatusCode.CANCELLED.name
-                raise
-            except Exception:
-                logger.exception("unhandled error")
-                await _abort(context, Internal("The server had an error processing your request."))
-            outcome.status = grpc.StatusCode.OK.name
-            return completion_to_proto(result)
+        return completion_to_proto(await self._chat.create(request_to_openai(request)))
 
     async def CreateStream(
         self, request: chat_pb2.ChatCompletionRequest, context: grpc.aio.ServicerContext
-    ) -> Any:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "streaming is not supported yet")
+    ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
+        chunks = await self._chat.stream({**request_to_openai(request), "stream": True})
+        try:
+            async for chunk in chunks:
+                yield chunk_to_proto(chunk)
+        finally:
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()
 
     async def ListModels(
         self, request: chat_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> chat_pb2.ListModelsResponse:
-        try:
-            await self._begin(context)
-        except ServiceError as err:
-            await _abort(context, err)
         return models_to_proto(self._chat.list_models())
 
 
@@ -94,14 +63,14 @@ class GrpcServer:
 
     def __init__(
         self,
-        chat: ChatService,
+        chat: ChatBackend,
         api_keys: ApiKeys,
         draining: Draining,
         *,
         max_message_bytes: int,
     ) -> None:
         self.server = grpc.aio.server(
-            interceptors=[UndecodableRequests()],
+            interceptors=[GrpcAdmission(SERVICE_NAME, api_keys, draining), UndecodableRequests()],
             options=[
                 ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.max_send_message_length", max_message_bytes),
@@ -110,7 +79,7 @@ class GrpcServer:
         self._chat = chat
         self.health = health.aio.HealthServicer()
         chat_pb2_grpc.add_ChatCompletionsServicer_to_server(
-            ChatCompletionsServicer(chat, api_keys, draining), self.server
+            ChatCompletionsServicer(chat), self.server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(

@@ -1,7 +1,7 @@
-"""Translate between our protobuf messages and OpenAI's JSON shapes.
+"""Translate between our protobuf messages and the service's types.
 
 The gRPC face turns a request into the same JSON dict a REST client would send, so both faces
-share one parser and one set of validation messages; responses go the other way.
+share one parser and one set of validation messages; typed responses and chunks become protos.
 """
 
 from __future__ import annotations
@@ -10,6 +10,14 @@ import json
 from typing import Any
 
 from service.api.proto.fncall.v1 import chat_pb2
+from service.chat_types import (
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionChunk,
+    Delta,
+    ModelList,
+    Usage,
+)
 from service.errors import InvalidRequest
 
 _FINISH_REASONS = {
@@ -109,62 +117,100 @@ def request_to_openai(req: chat_pb2.ChatCompletionRequest) -> dict[str, Any]:
         body["user"] = req.user
     if req.HasField("response_format") and req.response_format.type:
         body["response_format"] = _response_format(req.response_format)
+    if req.HasField("stream_options"):
+        body["stream_options"] = {"include_usage": req.stream_options.include_usage}
     return body
 
 
-def _message_to_proto(message: dict[str, Any]) -> chat_pb2.Message:
-    out = chat_pb2.Message(role=message.get("role", "assistant"))
-    if message.get("content") is not None:
-        out.content = message["content"]
-    for call in message.get("tool_calls") or []:
-        fn = call["function"]
+def completion_to_proto(completion: ChatCompletion) -> chat_pb2.ChatCompletion:
+    """A ``ChatCompletion`` proto from the service's completion."""
+    return chat_pb2.ChatCompletion(
+        id=completion.id,
+        object=completion.object,
+        created=completion.created,
+        model=completion.model,
+        system_fingerprint=completion.system_fingerprint,
+        usage=_usage(completion.usage),
+        choices=[
+            chat_pb2.Choice(
+                index=choice.index,
+                message=_message_to_proto(choice.message),
+                finish_reason=_FINISH_REASONS[choice.finish_reason],
+            )
+            for choice in completion.choices
+        ],
+    )
+
+
+def chunk_to_proto(chunk: ChatCompletionChunk) -> chat_pb2.ChatCompletionChunk:
+    """A ``ChatCompletionChunk`` proto from the service's chunk."""
+    out = chat_pb2.ChatCompletionChunk(
+        id=chunk.id,
+        object=chunk.object,
+        created=chunk.created,
+        model=chunk.model,
+        system_fingerprint=chunk.system_fingerprint,
+        choices=[
+            chat_pb2.ChunkChoice(
+                index=choice.index,
+                delta=_delta_to_proto(choice.delta),
+                finish_reason=_FINISH_REASONS[choice.finish_reason]
+                if choice.finish_reason
+                else chat_pb2.FINISH_REASON_UNSPECIFIED,
+            )
+            for choice in chunk.choices
+        ],
+    )
+    if chunk.usage is not None:
+        out.usage.CopyFrom(_usage(chunk.usage))
+    return out
+
+
+def models_to_proto(models: ModelList) -> chat_pb2.ListModelsResponse:
+    """A ``ListModelsResponse`` from the service's model list."""
+    return chat_pb2.ListModelsResponse(
+        data=[
+            chat_pb2.Model(id=m.id, object=m.object, created=m.created, owned_by=m.owned_by)
+            for m in models.data
+        ]
+    )
+
+
+def _usage(usage: Usage) -> chat_pb2.Usage:
+    return chat_pb2.Usage(
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        total_tokens=usage.total_tokens,
+    )
+
+
+def _message_to_proto(message: AssistantMessage) -> chat_pb2.Message:
+    out = chat_pb2.Message(role=message.role)
+    if message.content is not None:
+        out.content = message.content
+    for call in message.tool_calls or []:
         out.tool_calls.append(
             chat_pb2.ToolCall(
-                id=call["id"],
-                type=call.get("type", "function"),
-                function=chat_pb2.FunctionCall(name=fn["name"], arguments=fn["arguments"]),
+                id=call.id,
+                type=call.type,
+                function=chat_pb2.FunctionCall(
+                    name=call.function.name, arguments=call.function.arguments
+                ),
             )
         )
     return out
 
 
-def completion_to_proto(body: dict[str, Any]) -> chat_pb2.ChatCompletion:
-    """A ``ChatCompletion`` proto from the OpenAI JSON response body."""
-    usage = body.get("usage") or {}
-    return chat_pb2.ChatCompletion(
-        id=body["id"],
-        object=body.get("object", "chat.completion"),
-        created=body["created"],
-        model=body["model"],
-        system_fingerprint=body.get("system_fingerprint") or "",
-        usage=chat_pb2.Usage(
-            prompt_tokens=usage.get("prompt_tokens", 0),
-            completion_tokens=usage.get("completion_tokens", 0),
-            total_tokens=usage.get("total_tokens", 0),
-        ),
-        choices=[
-            chat_pb2.Choice(
-                index=choice["index"],
-                message=_message_to_proto(choice["message"]),
-                finish_reason=_FINISH_REASONS.get(
-                    choice.get("finish_reason") or "", chat_pb2.FINISH_REASON_UNSPECIFIED
-                ),
-            )
-            for choice in body["choices"]
-        ],
-    )
-
-
-def models_to_proto(body: dict[str, Any]) -> chat_pb2.ListModelsResponse:
-    """A ``ListModelsResponse`` from the OpenAI ``/v1/models`` JSON body."""
-    return chat_pb2.ListModelsResponse(
-        data=[
-            chat_pb2.Model(
-                id=m["id"],
-                object=m.get("object", "model"),
-                created=m.get("created", 0),
-                owned_by=m.get("owned_by", ""),
-            )
-            for m in body["data"]
-        ]
-    )
+def _delta_to_proto(delta: Delta) -> chat_pb2.Delta:
+    out = chat_pb2.Delta()
+    if delta.role is not None:
+        out.role = delta.role
+    if delta.content is not None:
+        out.content = delta.content
+    for call in delta.tool_calls or []:
+        part = chat_pb2.ToolCallDelta(index=call.index, id=call.id or "", type=call.type or "")
+        if call.function is not None:
+            part.function.name = call.function.name or ""
+            part.function.arguments = call.function.arguments or ""
+        out.tool_calls.append(part)
+    return out

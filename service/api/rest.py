@@ -1,39 +1,42 @@
-"""The OpenAI-compatible REST shim: translates HTTP to ``ChatService`` calls and back."""
+"""The OpenAI-compatible REST shim: translates HTTP to ``ChatService`` calls and back.
+
+Admission (request id, API key, draining, metrics) is :class:`service.api.admission.RestAdmission`.
+``stream: true`` answers Server-Sent Events in OpenAI's format: one ``data: {chunk}`` per
+``chat.completion.chunk``, then ``data: [DONE]``. An error before the first byte is the usual
+JSON envelope and status; an error after it is an ``event: error`` with the envelope, then the
+stream ends. A client that disconnects cancels its generation, streamed or not.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
 
-from service import metrics
-from service.auth import ApiKeys
-from service.errors import (
-    Cancelled,
-    Internal,
-    InvalidRequest,
-    NotFound,
-    ServiceError,
-    Unavailable,
+from service.api.admission import (
+    CLIENT_CLOSED,
+    ClientGone,
+    RestAdmission,
+    error_response,
+    until_disconnect,
 )
+from service.api.faults import ServerFaults
+from service.auth import ApiKeys
+from service.chat_types import ChatBackend, ChatCompletionChunk
+from service.errors import Internal, InvalidRequest, NotFound, ServiceError, Unavailable
 from service.lifecycle import Draining
-from service.logs import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
-
-if TYPE_CHECKING:
-    from service.chat import ChatService
 
 logger = logging.getLogger(__name__)
 
-
-def _error_response(err: ServiceError) -> JSONResponse:
-    return JSONResponse(err.to_openai(), status_code=err.kind.http_status, headers=err.headers())
+_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
 async def _json_body(request: Request, limit: int) -> Any:
@@ -46,14 +49,14 @@ async def _json_body(request: Request, limit: int) -> Any:
     try:
         body = await request.body()
     except ClientDisconnect:
-        raise Cancelled("The client disconnected before sending the whole body.") from None
+        raise ClientGone from None  # dropped mid-upload: 499, not a server fault
     if len(body) > limit:
         raise too_large
     return parse_json(body)
 
 
 def parse_json(body: bytes) -> Any:
-    """The JSON value of a request body (whatever its Content-Type, as OpenAI reads it).
+    """The JSON value of a request body (whatever its Content-Type, see docs/api.md).
     ``ValueError`` covers integer literals over Python's 4,300 digits, ``RecursionError``
     nesting deeper than the parser's stack; both are the client's."""
     try:
@@ -65,8 +68,59 @@ def parse_json(body: bytes) -> Any:
         ) from None
 
 
+def _sse(data: Any, event: str | None = None) -> bytes:
+    head = f"event: {event}\n" if event else ""
+    text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+    return f"{head}data: {text}\n\n".encode()
+
+
+async def _events(chunks: AsyncIterator[ChatCompletionChunk]) -> AsyncIterator[bytes]:
+    """The SSE body: chunks, then ``[DONE]``; a failure becomes an ``error`` event."""
+    try:
+        async for chunk in chunks:
+            yield _sse(chunk.to_openai())
+    except ServiceError as err:
+        yield _sse(err.to_openai(), "error")
+        return
+    except Exception:
+        logger.exception("unhandled error while streaming")
+        error = Internal("The server had an error processing your request.")
+        yield _sse(error.to_openai(), "error")
+        return
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
+    yield _sse("[DONE]")
+
+
+class EventStream(StreamingResponse):
+    """A ``text/event-stream`` response that stops (and closes ``events``, which cancels the
+    generation) as soon as the client disconnects, even while nothing is being sent."""
+
+    def __init__(self, events: AsyncIterator[bytes]) -> None:
+        super().__init__(events, media_type="text/event-stream", headers=_SSE_HEADERS)
+        self._events = events
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def pump() -> None:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            async for data in self._events:
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        try:
+            await until_disconnect(receive, pump())
+        except ClientGone:
+            logger.info("client disconnected: stream cancelled")
+        finally:
+            close = getattr(self._events, "aclose", None)
+            if close is not None:
+                await close()
+
+
 def create_app(
-    chat: ChatService,
+    chat: ChatBackend,
     api_keys: ApiKeys,
     *,
     max_request_bytes: int,
@@ -76,72 +130,54 @@ def create_app(
     """The FastAPI app: /v1/chat/completions, /v1/models, /health, /ready, /metrics.
     ``alive`` is the liveness verdict (``TritonSupervisor.alive``)."""
     app = FastAPI(title="fncall", docs_url=None, redoc_url=None, openapi_url=None)
-
-    @app.middleware("http")
-    async def request_context(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request_id = new_request_id(request.headers.get(REQUEST_ID_HEADER))
-        token = REQUEST_ID.set(request_id)
-        try:
-            response = await call_next(request)
-        except Exception:
-            # Not an exception handler for Exception: Starlette re-raises after such a
-            # handler answers, and uvicorn then closes the keep-alive connection.
-            logger.exception("unhandled error")
-            response = _error_response(Internal("The server had an error processing your request."))
-        finally:
-            REQUEST_ID.reset(token)
-        response.headers[REQUEST_ID_HEADER] = request_id
-        return response
+    app.add_middleware(ServerFaults)  # added first: inside admission, which counts its 500s
+    app.add_middleware(RestAdmission, api_keys=api_keys, draining=draining)
 
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, err: ServiceError) -> JSONResponse:
-        return _error_response(err)
+        return error_response(err)
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, err: HTTPException) -> JSONResponse:
         if err.status_code == 404:
-            return _error_response(NotFound("Unknown route.", code="not_found"))
+            return error_response(NotFound("Unknown route.", code="not_found"))
         error = InvalidRequest(str(err.detail), code="method_not_allowed")
         return JSONResponse(error.to_openai(), status_code=err.status_code)
 
+    @app.exception_handler(ClientGone)
+    async def client_gone(_: Request, __: ClientGone) -> Response:
+        logger.info("client disconnected: request cancelled")
+        return Response(status_code=CLIENT_CLOSED)
+
     @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request) -> JSONResponse:
-        with metrics.track_request("rest", unresolved="500") as outcome:
-            try:
-                if draining.active:
-                    raise Unavailable("The server is shutting down.", code="shutting_down")
-                api_keys.check(request.headers.get("authorization"))
-                result = await chat.create(await _json_body(request, max_request_bytes))
-            except ServiceError as err:
-                outcome.status = str(err.kind.http_status)
-                raise
-            outcome.status = "200"
-            return JSONResponse(result)
+    async def chat_completions(request: Request) -> Response:
+        body = await _json_body(request, max_request_bytes)
+        if isinstance(body, dict) and body.get("stream") is True:
+            chunks = await until_disconnect(request.receive, chat.stream(body))
+            return EventStream(_events(chunks))
+        completion = await until_disconnect(request.receive, chat.create(body))
+        return JSONResponse(completion.to_openai())
 
     @app.get("/v1/models")
-    async def list_models(request: Request) -> JSONResponse:
-        api_keys.check(request.headers.get("authorization"))
-        return JSONResponse(chat.list_models())
+    async def list_models() -> JSONResponse:
+        return JSONResponse(chat.list_models().to_openai())
 
     @app.get("/v1/models/{model_id:path}")
-    async def get_model(model_id: str, request: Request) -> JSONResponse:
-        api_keys.check(request.headers.get("authorization"))
-        return JSONResponse(chat.get_model(model_id))
+    async def get_model(model_id: str) -> JSONResponse:
+        return JSONResponse(chat.get_model(model_id).to_openai())
 
     @app.get("/health")
     async def health() -> JSONResponse:
         if not alive():
-            return _error_response(Unavailable("Triton could not be restarted in time."))
+            return error_response(Unavailable("Triton could not be restarted in time."))
         return JSONResponse({"status": "ok"})
 
     @app.get("/ready")
     async def ready() -> JSONResponse:
         if draining.active:
-            return _error_response(Unavailable("The server is shutting down."))
+            return error_response(Unavailable("The server is shutting down."))
         if not await chat.ready():
-            return _error_response(Unavailable("Triton or the model is not ready."))
+            return error_response(Unavailable("Triton or the model is not ready."))
         return JSONResponse({"status": "ready"})
 
     @app.get("/metrics")

@@ -139,6 +139,11 @@ class ToolCallParser(ABC):
         self._parallel = parallel
         self._check_arguments = check_arguments
 
+    @staticmethod
+    @abstractmethod
+    def call_start(text: str, position: int) -> int | None:
+        """Where a call may begin in a growing answer (``service.toolcalls.holdback``)."""
+
     @classmethod
     @abstractmethod
     def named_prefill(cls, name: str) -> str:

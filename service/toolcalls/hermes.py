@@ -22,11 +22,33 @@ from service.toolcalls.base import (
     decode_json,
     skip_space,
 )
+from service.toolcalls.holdback import bare_start, earliest, marker_start
 from service.toolcalls.tagged import tagged_spans
 
 OPEN = "<tool_call>"
 CLOSE = "</tool_call>"
 _FENCE = re.compile(r"```(?:json)?[ \t]*\n(.*?)```", re.DOTALL)
+_FENCE_HEAD = re.compile(r"(?:json)?[ \t]*\n")
+# What may follow ``` while the fence head is still being written.
+_FENCE_HEAD_PREFIX = re.compile(r"(?:j|js|jso)?|(?:json)?[ \t]*")
+
+
+def fence_start(text: str, position: int) -> int | None:
+    """Where a fenced block the parser may read as calls opens (```` ```json ```` or ```` ``` ````
+    then a newline), or may still open at the end of ``text``."""
+    fence = marker_start(text, position, "```")
+    while fence is not None:
+        head = fence + 3
+        if _FENCE_HEAD.match(text, head) or _FENCE_HEAD_PREFIX.fullmatch(text, head):
+            return fence
+        fence = marker_start(text, fence + 1, "```")
+    return None
+
+
+def call_start(text: str, position: int) -> int | None:
+    """A tagged call, a fenced block, or bare JSON opening the answer."""
+    bare = bare_start(text, position)
+    return earliest(marker_start(text, position, OPEN), fence_start(text, position), bare)
 
 
 def json_sequence(text: str, start: int, end: int) -> list[Any] | None:
@@ -47,6 +69,7 @@ class HermesParser(ToolCallParser):
 
     required_prefill = OPEN + '\n{"name": "'
     syntax = CallSyntax(OPEN + "\n", "\n" + CLOSE, "", "\n", bare=True)
+    call_start = staticmethod(call_start)
 
     @classmethod
     def named_prefill(cls, name: str) -> str:

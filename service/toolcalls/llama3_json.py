@@ -18,6 +18,7 @@ from service.toolcalls.base import (
     decode_json,
     skip_space,
 )
+from service.toolcalls.holdback import bare_start, earliest, marker_start
 
 PYTHON_TAG = "<|python_tag|>"
 
@@ -41,6 +42,11 @@ class Llama3JsonParser(ToolCallParser):
 
     required_prefill = '{"name": "'
     syntax = CallSyntax("", "", "; ", "", arguments_key="parameters")
+
+    @staticmethod
+    def call_start(text: str, position: int) -> int | None:
+        """The python tag anywhere, or JSON opening the answer."""
+        return earliest(marker_start(text, position, PYTHON_TAG), bare_start(text, position))
 
     @classmethod
     def named_prefill(cls, name: str) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from service.toolcalls.base import CallSyntax, Span, ToolCallParser
+from service.toolcalls.holdback import marker_start
 from service.toolcalls.tagged import tagged_spans
 
 OPEN = "<tool_call>"
@@ -21,6 +22,11 @@ class SmolLM2Parser(ToolCallParser):
 
     required_prefill = OPEN + '[{"name": "'
     syntax = CallSyntax(OPEN + "[", "]" + CLOSE, ", ", "")
+
+    @staticmethod
+    def call_start(text: str, position: int) -> int | None:
+        """Only tagged calls."""
+        return marker_start(text, position, OPEN)
 
     @classmethod
     def named_prefill(cls, name: str) -> str:

@@ -71,11 +71,9 @@ schemas = st.dictionaries(schema_keys, json_values, max_size=4).map(
 )
 
 
-def _nested(depth: int) -> Any:
-    value: Any = "x"
-    for index in range(depth):
-        value = [value] if index % 2 else {"k": value}
-    return value
+def _nested(depth: int) -> str:
+    """JSON nested ``depth`` levels (as text: json.dumps itself recurses)."""
+    return '{"k": [' * (depth // 2) + '"x"' + "]}" * (depth // 2)
 
 
 @st.composite
@@ -87,9 +85,9 @@ def hostile_bodies(draw: st.DrawFn) -> bytes:
     elif kind == "drop":
         body.pop(draw(st.sampled_from(["model", "messages"])))
     elif kind == "deep":
-        body[draw(st.sampled_from(["messages", "tools", "metadata"]))] = _nested(
-            draw(st.integers(60, 3000))
-        )
+        field = draw(st.sampled_from(["messages", "tools", "metadata"]))
+        deep = _nested(draw(st.integers(60, 100_000)))
+        return json.dumps(body)[:-1].encode() + f', "{field}": {deep}}}'.encode()
     elif kind == "digits":
         field = draw(st.sampled_from(["seed", "top_k", "max_tokens", "n", "temperature"]))
         digits = draw(st.integers(18, 6000))
@@ -128,7 +126,7 @@ def rest(qwen_service: ServiceProcess) -> httpx.Client:
         base_url=qwen_service.url, headers=headers, limits=limits, timeout=120
     ) as client:
         yield client
-    assert client.get("/health").status_code == 200
+        assert client.get("/health").status_code == 200
 
 
 @settings(

@@ -166,7 +166,12 @@ BAD_REQUESTS: list[tuple[str, dict[str, Any], str | None, str | None]] = [
     ("n", {"n": 0}, "n", None),
     ("max_tokens", {"max_tokens": 0}, "max_tokens", None),
     ("max_tokens type", {"max_tokens": "many"}, "max_tokens", None),
-    ("stream", {"stream": True}, "stream", None),
+    (
+        "stream_options without stream",
+        {"stream_options": {"include_usage": True}},
+        "stream_options",
+        None,
+    ),
     (
         "json_schema without a schema object",
         {"response_format": {"type": "json_schema"}},

@@ -33,6 +33,7 @@ class Script:
     finish: FinishReason = "stop"
     block: bool = False
     error: Exception | None = None
+    step: int = 3  # token ids per engine chunk
 
 
 @dataclass
@@ -79,7 +80,7 @@ class FakeEngine:
         self, script: Script, prompt_tokens: int
     ) -> AsyncGenerator[GenerationChunk, None]:
         ids = self.ids(script.text + "<|im_end|>")
-        chunks = [ids[start : start + 3] for start in range(0, len(ids), 3)]
+        chunks = [ids[start : start + script.step] for start in range(0, len(ids), script.step)]
         try:
             for chunk in chunks[:-1]:
                 yield GenerationChunk(chunk, prompt_tokens=prompt_tokens)
@@ -122,6 +123,11 @@ def _service(
     return ChatService(ModelRegistry([model]), engine, **kwargs), engine
 
 
+async def _create(service: ChatService, body: dict[str, Any]) -> dict[str, Any]:
+    """The completion as OpenAI's JSON."""
+    return (await service.create(body)).to_openai()
+
+
 def _body(served: ServedModel, **fields: Any) -> dict[str, Any]:
     return {"model": served.id, "messages": [QUESTION], "tools": [WEATHER, TIME], **fields}
 
@@ -142,7 +148,7 @@ async def test_auto_call_becomes_tool_calls_with_usage(
     qwen: ServedModel, qwen_tokenizer: Tokenizer
 ) -> None:
     service, engine = _service(qwen, qwen_tokenizer, CALL_TEXT)
-    response = await service.create(_body(qwen))
+    response = await _create(service, _body(qwen))
     (choice,) = response["choices"]
     assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] is None
     assert _calls(response) == [("get_current_weather", {"location": "SF"})]
@@ -162,7 +168,7 @@ async def test_bare_json_call_of_the_small_model(
     qwen: ServedModel, qwen_tokenizer: Tokenizer
 ) -> None:
     service, _ = _service(qwen, qwen_tokenizer, '{"name": "get_time", "arguments": {}}')
-    assert _calls(await service.create(_body(qwen))) == [("get_time", {})]
+    assert _calls(await _create(service, _body(qwen))) == [("get_time", {})]
 
 
 async def test_seed_second_step_answers_with_text(
@@ -183,7 +189,7 @@ async def test_seed_second_step_answers_with_text(
         {"role": "assistant", "content": None, "tool_calls": [call]},
         {"role": "tool", "tool_call_id": call["id"], "content": '{"temperature": "60"}'},
     ]
-    response = await service.create(_body(qwen, messages=messages))
+    response = await _create(service, _body(qwen, messages=messages))
     assert response["choices"][0]["message"] == {"role": "assistant", "content": answer}
     assert response["choices"][0]["finish_reason"] == "stop"
     assert (engine.finished, engine.closed_early) == (1, 0)
@@ -195,7 +201,7 @@ async def test_required_prefill_is_part_of_the_parsed_call(
     qwen: ServedModel, qwen_tokenizer: Tokenizer
 ) -> None:
     service, engine = _service(qwen, qwen_tokenizer, 'get_time", "arguments": {}}\n</tool_call>')
-    response = await service.create(_body(qwen, tool_choice="required"))
+    response = await _create(service, _body(qwen, tool_choice="required"))
     assert _calls(response) == [("get_time", {})]
     prompt = qwen.tokenizer.decode(engine.requests[0][1], skip_special_tokens=False)
     assert prompt.endswith('assistant\n<tool_call>\n{"name": "')
@@ -210,7 +216,7 @@ async def test_named_choice_only_accepts_the_named_tool(
         '<tool_call>\n{"name": "get_time", "arguments": {}}\n</tool_call>'
     )
     service, _ = _service(qwen, qwen_tokenizer, text)
-    response = await service.create(_body(qwen, tool_choice=named))
+    response = await _create(service, _body(qwen, tool_choice=named))
     assert _calls(response) == [("get_current_weather", {"location": "Paris"})]
     assert "get_time" in response["choices"][0]["message"]["content"]
 
@@ -219,7 +225,7 @@ async def test_required_without_a_call_keeps_the_text(
     qwen: ServedModel, qwen_tokenizer: Tokenizer
 ) -> None:
     service, _ = _service(qwen, qwen_tokenizer, "I refuse")
-    response = await service.create(_body(qwen, tool_choice="required"))
+    response = await _create(service, _body(qwen, tool_choice="required"))
     assert response["choices"][0]["message"]["content"] == '<tool_call>\n{"name": "I refuse'
     assert response["choices"][0]["finish_reason"] == "stop"
 
@@ -228,7 +234,7 @@ async def test_tool_choice_none_returns_text_unparsed(
     qwen: ServedModel, qwen_tokenizer: Tokenizer
 ) -> None:
     service, engine = _service(qwen, qwen_tokenizer, CALL_TEXT)
-    response = await service.create(_body(qwen, tool_choice="none"))
+    response = await _create(service, _body(qwen, tool_choice="none"))
     assert response["choices"][0]["message"] == {"role": "assistant", "content": CALL_TEXT}
     assert "<tools>" not in qwen.tokenizer.decode(engine.requests[0][1])
 
@@ -239,7 +245,7 @@ async def test_parallel_calls_and_parallel_false(
     second = '{"name": "get_current_weather", "arguments": {"location": "東京"}}'
     text = CALL_TEXT + f"\n<tool_call>\n{second}\n</tool_call>"
     service, _ = _service(qwen, qwen_tokenizer, text)
-    response = await service.create(_body(qwen))
+    response = await _create(service, _body(qwen))
     assert _calls(response) == [
         ("get_current_weather", {"location": "SF"}),
         ("get_current_weather", {"location": "東京"}),
@@ -247,7 +253,7 @@ async def test_parallel_calls_and_parallel_false(
     ids = [call["id"] for call in response["choices"][0]["message"]["tool_calls"]]
     assert len(set(ids)) == 2
     assert '"東京"' in response["choices"][0]["message"]["tool_calls"][1]["function"]["arguments"]
-    single = await service.create(_body(qwen, parallel_tool_calls=False))
+    single = await _create(service, _body(qwen, parallel_tool_calls=False))
     assert _calls(single) == [("get_current_weather", {"location": "SF"})]
     assert single["choices"][0]["message"]["content"] is None
 
@@ -257,7 +263,7 @@ async def test_stop_string_truncates_and_closes_the_generation(
 ) -> None:
     text = "Hello there. END and then a lot more text that should never be read " * 3
     service, engine = _service(qwen, qwen_tokenizer, text)
-    response = await service.create(_body(qwen, tools=None, stop=["END", "never"]))
+    response = await _create(service, _body(qwen, tools=None, stop=["END", "never"]))
     assert response["choices"][0]["message"]["content"] == "Hello there. "
     assert response["choices"][0]["finish_reason"] == "stop"
     assert (engine.aclose_calls, engine.closed_early, engine.finished) == (1, 1, 0)
@@ -266,7 +272,7 @@ async def test_stop_string_truncates_and_closes_the_generation(
 
 async def test_n_choices_with_seeds(qwen: ServedModel, qwen_tokenizer: Tokenizer) -> None:
     service, engine = _service(qwen, qwen_tokenizer, "first", Script("second", finish="length"))
-    response = await service.create(_body(qwen, tools=None, n=2, seed=7, temperature=0.5))
+    response = await _create(service, _body(qwen, tools=None, n=2, seed=7, temperature=0.5))
     assert [c["index"] for c in response["choices"]] == [0, 1]
     assert {c["message"]["content"] for c in response["choices"]} == {"first", "second"}
     reasons = {c["message"]["content"]: c["finish_reason"] for c in response["choices"]}
@@ -284,10 +290,10 @@ async def test_default_and_requested_max_tokens(
 ) -> None:
     small = dataclasses.replace(qwen, max_context=200)
     service, engine = _service(small, qwen_tokenizer, "ok", default_max_tokens=1000)
-    await service.create(_body(small, tools=None))
+    await _create(service, _body(small, tools=None))
     prompt_tokens = len(engine.requests[0][1])
     assert engine.requests[0][2].max_tokens == 200 - prompt_tokens
-    await service.create(_body(small, tools=None, max_completion_tokens=5))
+    await _create(service, _body(small, tools=None, max_completion_tokens=5))
     assert engine.requests[1][2].max_tokens == 5
 
 
@@ -300,7 +306,7 @@ async def test_context_overflow_is_a_400(
     small = dataclasses.replace(qwen, max_context=200)
     service, engine = _service(small, qwen_tokenizer, "ok")
     with pytest.raises(InvalidRequest) as info:
-        await service.create(_body(small, tools=None, **fields))
+        await _create(service, _body(small, tools=None, **fields))
     assert (info.value.param, info.value.code) == ("messages", "context_length_exceeded")
     assert "200" in info.value.message and not engine.requests
 
@@ -325,7 +331,7 @@ async def test_engine_error_propagates_and_closes_siblings(
     failing = Script("partial answer here", error=Overloaded("queue full"))
     service, engine = _service(qwen, qwen_tokenizer, failing, Script("x " * 20, block=True))
     with pytest.raises(Overloaded):
-        await service.create(_body(qwen, n=2))
+        await _create(service, _body(qwen, n=2))
     assert (len(engine.requests), engine.aclose_calls) == (2, 2)
     assert engine.closed_early == 1  # the blocked sibling
 
@@ -333,21 +339,21 @@ async def test_engine_error_propagates_and_closes_siblings(
 async def test_unknown_model_and_bad_request(qwen: ServedModel, qwen_tokenizer: Tokenizer) -> None:
     service, _ = _service(qwen, qwen_tokenizer, "ok")
     with pytest.raises(InvalidRequest) as info:
-        await service.create(_body(qwen, model="gpt-4"))
+        await _create(service, _body(qwen, model="gpt-4"))
     assert (info.value.param, info.value.code) == ("model", "model_not_found")
     with pytest.raises(InvalidRequest) as info:
-        await service.create(_body(qwen, stream=True))
-    assert info.value.param == "stream"
+        await _create(service, _body(qwen, stream_options={"include_usage": True}))
+    assert info.value.param == "stream_options"
 
 
 async def test_models_and_readiness(qwen: ServedModel, qwen_tokenizer: Tokenizer) -> None:
     service, _ = _service(qwen, qwen_tokenizer, "ok")
-    listed = service.list_models()
+    listed = service.list_models().to_openai()
     assert listed == {
         "object": "list",
         "data": [{"id": qwen.id, "object": "model", "created": qwen.created, "owned_by": "fncall"}],
     }
-    assert service.get_model(qwen.id) == listed["data"][0]
+    assert service.get_model(qwen.id).to_openai() == listed["data"][0]
     with pytest.raises(NotFound):
         service.get_model("nope")
     assert await service.ready()
@@ -362,14 +368,14 @@ async def test_the_engine_gets_the_grammar_and_the_prefill_length(
     service, engine = _service(
         qwen, qwen_tokenizer, 'get_time", "arguments": {}}\n</tool_call>', "It is noon."
     )
-    await service.create(_body(qwen, tool_choice="required"))
+    await _create(service, _body(qwen, tool_choice="required"))
     _, prompt_ids, params = engine.requests[0]
     assert params.grammar is not None and '\\"get_time\\"' in params.grammar
     prefill_ids = prompt_ids[-params.grammar_prefill_tokens :]
     assert qwen.tokenizer.decode(prefill_ids, skip_special_tokens=False) == (
         '<tool_call>\n{"name": "'
     )
-    await service.create(_body(qwen, tool_choice="none"))
+    await _create(service, _body(qwen, tool_choice="none"))
     assert engine.requests[1][2].grammar is None
 
 
@@ -378,7 +384,7 @@ async def test_a_cut_off_answer_reports_length_even_with_calls(
 ) -> None:
     text = CALL_TEXT + '\n<tool_call>\n{"name": "get_time", "argu'
     service, _ = _service(qwen, qwen_tokenizer, Script(text, finish="length"))
-    response = await service.create(_body(qwen))
+    response = await _create(service, _body(qwen))
     assert response["choices"][0]["finish_reason"] == "length"
     assert _calls(response) == [("get_current_weather", {"location": "SF"})]
 
@@ -389,7 +395,7 @@ async def test_calls_outside_their_schema_stay_content(
     """A fenced call (a form no grammar constrains) with arguments its schema rejects."""
     text = '```json\n{"name": "get_current_weather", "arguments": {"city": "SF"}}\n```'
     service, _ = _service(qwen, qwen_tokenizer, text)
-    response = await service.create(_body(qwen))
+    response = await _create(service, _body(qwen))
     (choice,) = response["choices"]
     assert _calls(response) == [] and choice["finish_reason"] == "stop"
     assert choice["message"]["content"] == text

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from service.errors import InvalidRequest
-from service.protocol import choice_body, completion_body, parse_request
+from service.protocol import parse_request
 from tests.seed import WEATHER_TOOL
 
 CALL = {
@@ -119,7 +119,7 @@ CASES: list[tuple[str, Any, str | None]] = [
     ("n too large", _body(n=9), "n"),
     ("max_tokens zero", _body(max_tokens=0), "max_tokens"),
     ("too many stops", _body(stop=["a", "b", "c", "d", "e"]), "stop"),
-    ("stream", _body(stream=True), "stream"),
+    ("stream options", _body(stream_options={"include_usage": True}), "stream_options"),
     (
         "json_schema without its object",
         _body(response_format={"type": "json_schema"}),
@@ -212,25 +212,6 @@ def test_invalid_request(body: Any, param: str | None) -> None:
     assert error.kind.http_status == 400
     if param is not None:
         assert param.split("[")[0].split(".")[0] in error.message
-
-
-def test_response_bodies() -> None:
-    call = {"id": "call_x", "type": "function", "function": {"name": "f", "arguments": "{}"}}
-    choice = choice_body(0, None, [call], "tool_calls")
-    assert choice == {
-        "index": 0,
-        "message": {"role": "assistant", "content": None, "tool_calls": [call]},
-        "finish_reason": "tool_calls",
-        "logprobs": None,
-    }
-    assert "tool_calls" not in choice_body(1, "hi", [], "stop")["message"]
-    body = completion_body(
-        model="m", fingerprint="fp", choices=[choice], prompt_tokens=3, completion_tokens=4
-    )
-    assert body["id"].startswith("chatcmpl-") and len(body["id"]) == 9 + 32
-    assert body["object"] == "chat.completion" and isinstance(body["created"], int)
-    assert body["usage"] == {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
-    assert (body["model"], body["system_fingerprint"], body["choices"]) == ("m", "fp", [choice])
 
 
 def test_response_formats_parse() -> None:

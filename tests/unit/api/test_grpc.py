@@ -138,11 +138,63 @@ async def test_too_large_message_is_rejected(stack: Stack) -> None:
     assert stack.chat.bodies == []
 
 
-async def test_stream_is_reserved(stack: Stack) -> None:
+async def test_stream_translates_the_chunks(stack: Stack) -> None:
+    request = chat_pb2.ChatCompletionRequest()
+    request.CopyFrom(REQUEST)
+    request.stream_options.include_usage = True
+    call = stack.stub.CreateStream(request, metadata=(*AUTH, ("x-request-id", "rid-2")))
+    chunks = [chunk async for chunk in call]
+    assert ("x-request-id", "rid-2") in tuple(await call.initial_metadata())
+    assert stack.chat.bodies[0]["stream"] is True
+    assert stack.chat.bodies[0]["stream_options"] == {"include_usage": True}
+    role, content, head, arguments, finish, usage = chunks
+    assert role.choices[0].delta.role == "assistant" and not role.choices[0].delta.HasField(
+        "content"
+    )
+    assert content.choices[0].delta.content == "Héllo"
+    call_head = head.choices[0].delta.tool_calls[0]
+    assert (call_head.index, call_head.id, call_head.type) == (0, "call_x", "function")
+    assert (call_head.function.name, call_head.function.arguments) == ("w", "")
+    assert arguments.choices[0].delta.tool_calls[0].function.arguments == '{"city": "P"}'
+    assert finish.choices[0].finish_reason == chat_pb2.TOOL_CALLS
+    assert not usage.choices and usage.usage.total_tokens == 5
+    assert {c.id for c in chunks} == {"chatcmpl-1"} and chunks[0].object == "chat.completion.chunk"
+
+
+async def test_stream_needs_the_api_key(stack: Stack) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        async for _ in stack.stub.CreateStream(REQUEST):
+            pass
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert stack.chat.bodies == []
+
+
+@pytest.mark.parametrize("after", [None, 2])
+async def test_stream_errors_end_the_call_with_their_code(stack: Stack, after: int | None) -> None:
+    stack.chat.error, stack.chat.error_after = Overloaded("queue full"), after
+    received = 0
     with pytest.raises(grpc.aio.AioRpcError) as err:
         async for _ in stack.stub.CreateStream(REQUEST, metadata=AUTH):
+            received += 1
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert received == (after or 0)
+
+
+async def test_stream_cancel_and_deadline_stop_the_generation(stack: Stack) -> None:
+    stack.chat.gate, stack.chat.error_after = asyncio.Event(), 2
+    stack.chat.error = InvalidRequest("never raised")
+    call = stack.stub.CreateStream(REQUEST, metadata=AUTH)
+    assert len([await call.read(), await call.read()]) == 2
+    call.cancel()
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        async for _ in stack.stub.CreateStream(REQUEST, metadata=AUTH, timeout=0.3):
             pass
-    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    for _ in range(50):
+        if stack.chat.cancelled == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert (stack.chat.cancelled, stack.chat.closed) == (2, 2)
 
 
 async def test_list_models(stack: Stack) -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from service.api.grpc_convert import completion_to_proto, models_to_proto, request_to_openai
 from service.api.proto.fncall.v1 import chat_pb2
+from service.chat_types import ChatCompletion, ModelCard, ModelList
 from service.errors import InvalidRequest
 
 SCHEMA = {"type": "object", "properties": {"location": {"type": "string"}, "days": {"maximum": 7}}}
@@ -131,10 +132,10 @@ def test_completion_round_trip() -> None:
         ],
         "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
     }
-    proto = completion_to_proto(body)
+    proto = completion_to_proto(ChatCompletion.model_validate(body))
     assert proto.choices[0].finish_reason == chat_pb2.TOOL_CALLS
     assert not proto.choices[0].message.HasField("content")
     assert proto.choices[0].message.tool_calls[0].function.name == "w"
     assert proto.usage.total_tokens == 8
-    listed = models_to_proto({"data": [{"id": "m", "created": 1, "owned_by": "fncall"}]})
+    listed = models_to_proto(ModelList(data=[ModelCard(id="m", created=1, owned_by="fncall")]))
     assert [m.id for m in listed.data] == ["m"]

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from service.api.rest import create_app
 from service.auth import ApiKeys
-from service.errors import Overloaded, Unavailable
+from service.errors import InvalidRequest, Overloaded, Unavailable
 from service.lifecycle import Draining
-from tests.unit.api.fake_chat import COMPLETION, FakeChat
+from tests.unit.api.fake_chat import CHUNKS, COMPLETION, FakeChat
 
 
 def _client(  # type: ignore[no-untyped-def]
@@ -155,6 +158,122 @@ async def test_metrics_count_requests() -> None:
         text = (await client.get("/metrics")).text
     assert 'fncall_requests_total{face="rest",status="200"}' in text
     assert "fncall_request_duration_seconds_bucket" in text
+
+
+def _sse_events(text: str) -> list[tuple[str | None, str]]:
+    """``(event, data)`` of each SSE event in a body."""
+    events = []
+    for block in text.split("\n\n"):
+        if not block:
+            continue
+        fields = dict(line.split(": ", 1) for line in block.split("\n"))
+        events.append((fields.get("event"), fields["data"]))
+    return events
+
+
+STREAM_BODY = {"model": "m", "messages": [], "stream": True}
+
+
+async def test_stream_is_server_sent_events_in_openai_format() -> None:
+    chat = FakeChat()
+    async with _client(chat) as client:
+        response = await client.post("/v1/chat/completions", json=STREAM_BODY)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert "content-length" not in response.headers
+    assert response.headers["x-request-id"]
+    assert response.text.endswith("data: [DONE]\n\n")
+    events = _sse_events(response.text)
+    assert [event for event, _ in events] == [None] * (len(CHUNKS) + 1)
+    assert [json.loads(data) for _, data in events[:-1]] == CHUNKS
+    assert "Héllo" in response.text  # UTF-8, not \\u escapes
+
+
+async def test_stream_error_before_the_first_byte_is_a_json_envelope() -> None:
+    chat = FakeChat()
+    chat.error = Overloaded("queue full")
+    async with _client(chat) as client:
+        response = await client.post("/v1/chat/completions", json=STREAM_BODY)
+    _assert_envelope(response, 429, "rate_limit_error")
+
+
+@pytest.mark.parametrize(
+    ("error", "error_type"),
+    [
+        (Unavailable("triton went away"), "service_unavailable_error"),
+        (RuntimeError("x"), "server_error"),
+    ],
+)
+async def test_stream_error_after_the_start_is_an_error_event(
+    error: Exception, error_type: str
+) -> None:
+    chat = FakeChat()
+    chat.error, chat.error_after = error, 2
+    async with _client(chat) as client:
+        response = await client.post("/v1/chat/completions", json=STREAM_BODY)
+    assert response.status_code == 200
+    events = _sse_events(response.text)
+    assert [json.loads(data) for _, data in events[:2]] == CHUNKS[:2]
+    event, data = events[2]
+    assert event == "error" and len(events) == 3  # then the stream ends, no [DONE]
+    assert json.loads(data)["error"]["type"] == error_type
+    assert chat.closed == 1
+
+
+async def _abandon(app: Any, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Send ``body``, wait a little, then disconnect; the messages the app sent."""
+    disconnect = asyncio.Event()
+    sent: list[dict[str, Any]] = []
+    messages = [{"type": "http.request", "body": json.dumps(body).encode(), "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop()
+        await disconnect.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/chat/completions",
+        "raw_path": b"/v1/chat/completions",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    task = asyncio.create_task(app(scope, receive, send))
+    await asyncio.sleep(0.1)
+    disconnect.set()
+    await asyncio.wait_for(task, 1.0)
+    return sent
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_disconnect_cancels_the_generation(stream: bool) -> None:
+    chat = FakeChat()
+    chat.gate = asyncio.Event()
+    if stream:  # the stream started (two chunks sent), then holds back
+        chat.error_after, chat.error = 2, InvalidRequest("never raised")
+    app = create_app(chat, ApiKeys(()), max_request_bytes=1024, draining=Draining())  # type: ignore[arg-type]
+    before = _rest_count("499")
+    sent = await _abandon(app, {**STREAM_BODY, "stream": stream})
+    assert chat.cancelled == 1
+    assert _rest_count("499") == before + 1
+    bodies = [m for m in sent if m["type"] == "http.response.body" and m["body"]]
+    assert len(bodies) == (2 if stream else 0)  # the chunks sent before it held back
+
+
+def _rest_count(status: str) -> float:
+    value = REGISTRY.get_sample_value("fncall_requests_total", {"face": "rest", "status": status})
+    return value or 0.0
 
 
 @pytest.mark.parametrize(

@@ -6,11 +6,23 @@ from typing import Any
 
 import pytest
 
-from service.chat import prepare
 from service.errors import InvalidRequest
-from service.protocol import parse_request
+from service.grammar import request_grammar
+from service.grammar_check import check_request_grammar
+from service.models import ServedModel
+from service.prompting.chat_prompt import ChatPrompt, build_prompt
+from service.protocol import ChatRequest, parse_request
 from tests.seed import WEATHER_TOOL
 from tests.unit.served import served_model
+
+
+def prepare(model: ServedModel, request: ChatRequest) -> tuple[ChatPrompt, str | None]:
+    """What ChatService does before generation."""
+    prompt = build_prompt(model, request)
+    grammar = request_grammar(request, model.dialect.syntax, model.tokenizer)
+    prefill = prompt.ids[len(prompt.ids) - prompt.prefill_tokens :]
+    check_request_grammar(request, grammar, prefill, model.tokenizer)
+    return prompt, grammar
 
 
 def _request(**fields: Any) -> Any:

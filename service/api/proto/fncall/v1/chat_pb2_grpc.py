@@ -62,7 +62,8 @@ class ChatCompletionsServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateStream(self, request, context):
-        """Reserved for streaming; answers UNIMPLEMENTED until streaming lands.
+        """One chat completion as it is generated: the chunks of OpenAI's `stream: true`
+        (role first, content deltas, tool-call deltas, a finish per choice, usage when asked).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
