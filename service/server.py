@@ -32,6 +32,7 @@ from service.modelbuild.errors import BuildError
 from service.modelbuild.sources import DEFAULT_MODEL
 from service.modelcard import CARD_FILE
 from service.models import ModelRegistry
+from service.responses.store import ResponseStore
 from service.supervisor import TritonSupervisor
 
 logger = logging.getLogger(__name__)
@@ -103,6 +104,9 @@ async def serve(settings: Settings) -> int:
         max_request_bytes=settings.max_request_bytes,
         draining=draining,
         alive=alive,
+        responses_store=ResponseStore(
+            settings.responses_store_size, settings.responses_store_ttl_s
+        ),
     )
     rest = _Uvicorn(
         uvicorn.Config(

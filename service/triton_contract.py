@@ -30,6 +30,7 @@ TOKEN_IDS = "token_ids"  # INT32 [m]
 FINISH_REASON = "finish_reason"  # BYTES: "" until the last response
 PROMPT_TOKENS = "prompt_tokens"  # INT32
 COMPLETION_TOKENS = "completion_tokens"  # INT32
+CACHED_TOKENS = "cached_tokens"  # INT32: prompt tokens served from the prefix cache
 
 FinishReason = Literal["stop", "length", "cancelled"]
 FINISH_REASONS: tuple[FinishReason, ...] = get_args(FinishReason)

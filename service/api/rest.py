@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -29,10 +29,14 @@ from service.api.admission import (
     until_disconnect,
 )
 from service.api.faults import ServerFaults
+from service.api.responses_rest import responses_router
 from service.auth import ApiKeys
 from service.chat_types import ChatBackend, ChatCompletionChunk
 from service.errors import Internal, InvalidRequest, NotFound, ServiceError, Unavailable
 from service.lifecycle import Draining
+
+if TYPE_CHECKING:
+    from service.responses.store import ResponseStore
 
 logger = logging.getLogger(__name__)
 
@@ -126,9 +130,10 @@ def create_app(
     max_request_bytes: int,
     draining: Draining,
     alive: Callable[[], bool] = lambda: True,
+    responses_store: ResponseStore | None = None,
 ) -> FastAPI:
-    """The FastAPI app: /v1/chat/completions, /v1/models, /health, /ready, /metrics.
-    ``alive`` is the liveness verdict (``TritonSupervisor.alive``)."""
+    """The FastAPI app: /v1/chat/completions, /v1/responses, /v1/models, /health, /ready,
+    /metrics. ``alive`` is the liveness verdict (``TritonSupervisor.alive``)."""
     app = FastAPI(title="fncall", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(ServerFaults)  # added first: inside admission, which counts its 500s
     app.add_middleware(RestAdmission, api_keys=api_keys, draining=draining)
@@ -157,6 +162,12 @@ def create_app(
             return EventStream(_events(chunks))
         completion = await until_disconnect(request.receive, chat.create(body))
         return JSONResponse(completion.to_openai())
+
+    app.include_router(
+        responses_router(
+            chat, responses_store, lambda r: _json_body(r, max_request_bytes), EventStream
+        )
+    )
 
     @app.get("/v1/models")
     async def list_models() -> JSONResponse:

@@ -76,6 +76,7 @@ def _tensors(output: Output) -> list[Any]:
         pb_utils.Tensor(
             contract.COMPLETION_TOKENS, np.array([output.completion_tokens], dtype=np.int32)
         ),
+        pb_utils.Tensor(contract.CACHED_TOKENS, np.array([output.cached_tokens], dtype=np.int32)),
     ]
 
 
@@ -149,6 +150,7 @@ class TritonPythonModel:
                 max_total_kv_tokens=config.max_total_kv_tokens,
                 prefill_chunk=config.prefill_chunk,
                 eos_token_ids=tuple(card.stop_token_ids),
+                prefix_cache=bool(config.prefix_cache),
             ),
         )
         logger.info("model %s ready: %s (%s)", args["model_name"], card.name, config)
