@@ -47,6 +47,7 @@ serve: install-serve
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy service
 
 test: models lint
 	$(BIN)/pytest

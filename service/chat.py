@@ -14,8 +14,9 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from service import metrics
 from service.chat_types import (
@@ -40,12 +41,14 @@ from service.errors import Internal, InvalidRequest, NotFound, Unavailable
 from service.generation import Engine, GenerationChunk
 from service.generation import FinishReason as EngineFinish
 from service.grammar import ArgumentsCheck, arguments_check, request_grammar
+from service.grammar_check import check_request_grammar
 from service.models import ModelRegistry, ServedModel
 from service.prompting.chat_prompt import ChatPrompt, build_prompt
 from service.protocol import ChatRequest, parse_request
 from service.toolcalls.holdback import HoldBack
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -93,18 +96,24 @@ class ChatService:
     (a ``service.chat_types.ChatBackend``)."""
 
     def __init__(
-        self, models: ModelRegistry, engine: Engine, *, default_max_tokens: int = 512
+        self,
+        models: ModelRegistry,
+        engine: Engine,
+        *,
+        default_max_tokens: int = 512,
+        prepare_workers: int = 4,
     ) -> None:
         self._models = models
         self._engine = engine
         self._default_max_tokens = default_max_tokens
+        self._workers = ThreadPoolExecutor(prepare_workers, thread_name_prefix="prepare")
 
     async def create(self, body: Mapping[str, Any]) -> ChatCompletion:
         """A ``chat.completion`` for an OpenAI request body; raises ``ServiceError`` types.
 
         Cancelling the awaiting task closes every engine generation (Triton cancels them).
         """
-        plan = self._plan(body)
+        plan = await self._offload(self._plan, body)
         generations = [self._new_generation(plan, i, streamed=False) for i in range(plan.request.n)]
         await _run_all([self._generate(plan, g, None) for g in generations])
         usage = self._record(plan, generations)
@@ -128,7 +137,7 @@ class ChatService:
         refusal before every choice has its first token. A later error is raised by the
         iterator. Closing the iterator (or cancelling its consumer) cancels the generation.
         """
-        plan = self._plan(body)
+        plan = await self._offload(self._plan, body)
         generations = [self._new_generation(plan, i, streamed=True) for i in range(plan.request.n)]
         queue: asyncio.Queue[_Event] = asyncio.Queue()
         tasks = [
@@ -160,11 +169,18 @@ class ChatService:
         )
         return all(states)
 
+    async def _offload(self, function: Callable[..., _T], *args: Any) -> _T:
+        """``function(*args)`` in the bounded worker pool: validating, rendering and tokenizing
+        a 4 MB request takes seconds that the event loop (health checks) must not wait."""
+        return await asyncio.get_running_loop().run_in_executor(self._workers, function, *args)
+
     def _plan(self, body: Mapping[str, Any]) -> _Plan:
         request = parse_request(body)
         model = self._models.get(request.model)
         prompt = build_prompt(model, request)
         grammar = request_grammar(request, model.dialect.syntax, model.tokenizer)
+        prefill = prompt.ids[len(prompt.ids) - prompt.prefill_tokens :]
+        check_request_grammar(request, grammar, prefill, model.tokenizer)
         max_tokens = self._max_tokens(model, request, len(prompt.ids))
         return _Plan(model, request, prompt, grammar, max_tokens, arguments_check(request))
 

@@ -31,6 +31,7 @@ class Settings:
     max_request_bytes: int = 4 * 1024 * 1024
     shutdown_grace_s: float = 30.0
     triton_start_timeout_s: float = 300.0
+    triton_recovery_timeout_s: float = 180.0
     responses_store_size: int = 1000
     responses_store_ttl_s: float = 3600.0
 
@@ -138,6 +139,14 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="seconds to wait for the embedded Triton to load the models",
     )
     p.add_argument(
+        "--triton-recovery-timeout",
+        dest="triton_recovery_timeout_s",
+        type=float,
+        default=default("TRITON_RECOVERY_TIMEOUT", d.triton_recovery_timeout_s),
+        help="seconds a crashed embedded Triton may take to be restarted before liveness "
+        "(/health, gRPC health 'liveness') fails",
+    )
+    p.add_argument(
         "--responses-store-size",
         type=int,
         default=default("RESPONSES_STORE_SIZE", d.responses_store_size),
@@ -176,6 +185,7 @@ def load_settings(argv: Sequence[str], env: Mapping[str, str] | None = None) -> 
         max_request_bytes=int(args.max_request_bytes),
         shutdown_grace_s=float(args.shutdown_grace_s),
         triton_start_timeout_s=float(args.triton_start_timeout_s),
+        triton_recovery_timeout_s=float(args.triton_recovery_timeout_s),
         responses_store_size=int(args.responses_store_size),
         responses_store_ttl_s=float(args.responses_store_ttl_s),
     )

@@ -16,26 +16,26 @@ import queue
 import threading
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import Literal, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from service.runtime.decoder import KVDecoder
 from service.runtime.prefix_cache import Placement, SlotContents
 from service.runtime.sampling import SamplingConfig, make_rng, sample
+from service.triton_contract import SAMPLING_DEFAULTS, ErrorKind, FinishReason, ModelError
 
 logger = logging.getLogger(__name__)
 
-FinishReason = Literal["stop", "length", "cancelled"]
-ErrorKind = Literal["invalid", "overloaded", "unavailable", "internal"]
-
 
 class RequestError(Exception):
-    """A per-request failure; ``str()`` is ``"<kind>: <message>"``, a prefix clients map."""
+    """A per-request failure: its kind and the request field at fault (``param``, the
+    OpenAI name), sent to the client as a structured :class:`ModelError`."""
 
-    def __init__(self, kind: ErrorKind, message: str) -> None:
+    def __init__(self, kind: ErrorKind, message: str, param: str | None = None) -> None:
         super().__init__(f"{kind}: {message}")
         self.kind = kind
+        self.model_error = ModelError(kind, message, param)
 
 
 @dataclass(frozen=True)
@@ -93,9 +93,9 @@ class Request:
     prompt_ids: list[int]
     max_tokens: int
     sink: ResponseSink
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
+    temperature: float = SAMPLING_DEFAULTS.temperature
+    top_p: float = SAMPLING_DEFAULTS.top_p
+    top_k: int = SAMPLING_DEFAULTS.top_k
     seed: int | None = None
     stop_token_ids: tuple[int, ...] = ()
     constraint: TokenConstraint | None = None  # masks the logits of every sampled token
@@ -198,26 +198,27 @@ class Scheduler:
     def _validate(self, request: Request) -> None:
         prompt = len(request.prompt_ids)
         if prompt == 0:
-            raise RequestError("invalid", "the prompt is empty")
+            raise RequestError("invalid", "the prompt is empty", "messages")
         if prompt >= self._capacity:
             raise RequestError(
                 "invalid",
                 f"the prompt has {prompt} tokens; this model's context holds at most "
                 f"{self._capacity - 1} prompt tokens",
+                "messages",
             )
         vocab = self._decoder.vocab_size
         if min(request.prompt_ids) < 0 or max(request.prompt_ids) >= vocab:
-            raise RequestError("invalid", f"prompt token ids must lie in [0, {vocab})")
+            raise RequestError("invalid", f"prompt token ids must lie in [0, {vocab})", "messages")
         if request.max_tokens < 1:
-            raise RequestError("invalid", "max_tokens must be at least 1")
+            raise RequestError("invalid", "max_tokens must be at least 1", "max_tokens")
         if not request.temperature >= 0 or math.isinf(request.temperature):
-            raise RequestError("invalid", "temperature must be a finite number >= 0")
+            raise RequestError("invalid", "temperature must be a finite number >= 0", "temperature")
         if not 0 < request.top_p <= 1:
-            raise RequestError("invalid", "top_p must lie in (0, 1]")
+            raise RequestError("invalid", "top_p must lie in (0, 1]", "top_p")
         if request.top_k < 0:
-            raise RequestError("invalid", "top_k must be >= 0")
+            raise RequestError("invalid", "top_k must be >= 0", "top_k")
         if request.seed is not None and request.seed < 0:
-            raise RequestError("invalid", "seed must be >= 0")
+            raise RequestError("invalid", "seed must be >= 0", "seed")
 
     # -- decode thread -------------------------------------------------------------------------
 

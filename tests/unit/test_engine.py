@@ -8,6 +8,7 @@ import pytest
 from service.engine import map_model_error, parse_chunk, request_inputs
 from service.errors import Internal, InvalidRequest, NotFound, Overloaded, Unavailable
 from service.generation import SamplingParams
+from service.triton_contract import ModelError
 
 
 def test_request_inputs_carry_only_the_given_options() -> None:
@@ -27,10 +28,14 @@ def test_request_inputs_carry_only_the_given_options() -> None:
 @pytest.mark.parametrize(
     ("message", "error_type"),
     [
-        ("overloaded: the queue is full (4 waiting requests)", Overloaded),
-        ("[request id: <id_unknown>] invalid: the prompt has 600 tokens", InvalidRequest),
-        ("unavailable: the model is shutting down", Unavailable),
-        ("internal: decoding failed: RuntimeError", Internal),
+        (ModelError("overloaded", "the queue is full").to_message(), Overloaded),
+        (
+            "[request id: <id_unknown>] " + ModelError("invalid", "long", "messages").to_message(),
+            InvalidRequest,
+        ),
+        (ModelError("unavailable", "the model is shutting down").to_message(), Unavailable),
+        (ModelError("internal", "decoding failed: RuntimeError").to_message(), Internal),
+        ("invalid: an unstructured message is not trusted", Internal),
         ("Request for unknown model: 'x' is not found", NotFound),
         ("something else entirely", Internal),
     ],
@@ -40,14 +45,17 @@ def test_model_errors_map_to_service_errors(message: str, error_type: type) -> N
     assert type(error) is error_type
 
 
-def test_invalid_requests_point_at_messages_and_keep_the_text() -> None:
-    error = map_model_error("invalid: the prompt has 600 tokens")
-    assert error.param == "messages"
+@pytest.mark.parametrize("param", ["messages", "seed", "top_k", "top_p", None])
+def test_invalid_requests_keep_their_field_and_text(param: str | None) -> None:
+    message = ModelError("invalid", "the prompt has 600 tokens", param).to_message()
+    error = map_model_error(f"[request id: 7] {message}")
+    assert error.param == param
     assert error.message == "the prompt has 600 tokens"
 
 
 def test_internal_errors_do_not_leak_details() -> None:
-    assert "RuntimeError" not in map_model_error("internal: decoding failed: RuntimeError").message
+    message = ModelError("internal", "decoding failed: RuntimeError").to_message()
+    assert "RuntimeError" not in map_model_error(message).message
 
 
 class _Result:

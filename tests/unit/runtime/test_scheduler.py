@@ -297,7 +297,8 @@ def test_invalid_requests_get_one_clear_error(make_scheduler, prompt, params, ne
     fields = {"max_tokens": 3, **params}
     scheduler.submit(Request(prompt_ids=prompt, sink=sink, **fields))  # type: ignore[arg-type]
     error = sink.wait().error
-    assert error is not None and str(error).startswith("invalid: ") and needle in str(error)
+    assert error is not None and error.kind == "invalid" and needle in str(error)
+    assert error.model_error.param == ((params and next(iter(params))) or "messages")
     assert len(sink.outputs) == 1
     ok, ok_sink = _request([1], max_tokens=2)
     scheduler.submit(ok)
