@@ -280,9 +280,10 @@ async def test_grpc_stream_deadline_stops_generation(
     request = _proto_request(
         {**SEEDED, "max_tokens": 1500, "messages": [{"role": "user", "content": LONG}]}
     )
-    received = 0
+    started = time.monotonic()
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        async for _ in stub.CreateStream(request, metadata=AUTH, timeout=2.0):
-            received += 1
-    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED and received > 1
+        async for _ in stub.CreateStream(request, metadata=AUTH, timeout=6.0):
+            pass
+    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert time.monotonic() - started < 10  # 1500 tokens take minutes
     await _wait_idle(qwen_service.url, timeout_s=5.0)
