@@ -30,6 +30,7 @@ from service.chat_types import (
     FunctionDelta,
     ModelCard,
     ModelList,
+    PromptTokensDetails,
     ToolCall,
     ToolCallDelta,
     Usage,
@@ -88,6 +89,7 @@ class _Generation:
     first_token_at: float | None = None
     message: AssistantMessage | None = None
     finish_reason: FinishReason | None = None
+    cached_tokens: int = 0  # prompt tokens served from the model's prefix cache
 
 
 class ChatService:
@@ -287,6 +289,8 @@ class ChatService:
         if first:
             metrics.TIME_TO_FIRST_TOKEN.observe(min(first) - plan.started)
         metrics.PROMPT_TOKENS.labels(model.id).inc(prompt_tokens)
+        cached = min(g.cached_tokens for g in generations)
+        metrics.PROMPT_CACHED_TOKENS.labels(model.id).inc(cached)
         metrics.COMPLETION_TOKENS.labels(model.id).inc(completion_tokens)
         calls = sum(len(g.message.tool_calls or []) for g in generations if g.message)
         metrics.TOOL_CALLS.labels(model.id).inc(calls)
@@ -294,6 +298,7 @@ class ChatService:
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             total_tokens=prompt_tokens + completion_tokens,
+            prompt_tokens_details=PromptTokensDetails(cached_tokens=cached),
         )
 
 
@@ -302,6 +307,7 @@ def _consume(generation: _Generation, chunk: GenerationChunk) -> None:
         generation.first_token_at = time.monotonic()
     generation.text.add(chunk.token_ids)
     generation.engine_finish = chunk.finish_reason or generation.engine_finish
+    generation.cached_tokens = max(generation.cached_tokens, chunk.cached_tokens)
 
 
 def _check_finished(generation: _Generation) -> None:

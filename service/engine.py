@@ -137,7 +137,14 @@ def parse_chunk(result: Any) -> GenerationChunk:
         token_ids=[int(t) for t in result.as_numpy("token_ids").reshape(-1)],
         finish_reason=_FINISH_REASONS.get(reason) if reason else None,
         prompt_tokens=int(result.as_numpy("prompt_tokens").reshape(-1)[0]),
+        cached_tokens=_optional_int(result, "cached_tokens"),
     )
+
+
+def _optional_int(result: Any, name: str) -> int:
+    """A scalar output a model may not have (an ``llm`` built before it was added): 0."""
+    array = result.as_numpy(name)
+    return 0 if array is None else int(array.reshape(-1)[0])
 
 
 def map_model_error(message: str) -> ServiceError:

@@ -30,6 +30,7 @@ class GenerationChunk:
     token_ids: list[int]
     finish_reason: FinishReason | None = None
     prompt_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens served from the model's prefix cache (final chunk)
 
 
 class Engine(Protocol):

@@ -31,6 +31,7 @@ from service.modelbuild.errors import BuildError
 from service.modelbuild.sources import DEFAULT_MODEL
 from service.modelcard import CARD_FILE
 from service.models import ModelRegistry
+from service.responses.store import ResponseStore
 
 logger = logging.getLogger(__name__)
 DEFAULT_TRITON_MODEL = "llm"
@@ -87,7 +88,13 @@ async def serve(settings: Settings) -> int:
         default_max_tokens=settings.default_max_tokens,
     )
     app = create_app(
-        chat, api_keys, max_request_bytes=settings.max_request_bytes, draining=draining
+        chat,
+        api_keys,
+        max_request_bytes=settings.max_request_bytes,
+        draining=draining,
+        responses_store=ResponseStore(
+            settings.responses_store_size, settings.responses_store_ttl_s
+        ),
     )
     rest = _Uvicorn(
         uvicorn.Config(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -27,10 +27,14 @@ from service.api.admission import (
     error_response,
     until_disconnect,
 )
+from service.api.responses_rest import responses_router
 from service.auth import ApiKeys
 from service.chat_types import ChatBackend, ChatCompletionChunk
 from service.errors import Internal, InvalidRequest, NotFound, ServiceError, Unavailable
 from service.lifecycle import Draining
+
+if TYPE_CHECKING:
+    from service.responses.store import ResponseStore
 
 logger = logging.getLogger(__name__)
 
@@ -107,9 +111,15 @@ class EventStream(StreamingResponse):
 
 
 def create_app(
-    chat: ChatBackend, api_keys: ApiKeys, *, max_request_bytes: int, draining: Draining
+    chat: ChatBackend,
+    api_keys: ApiKeys,
+    *,
+    max_request_bytes: int,
+    draining: Draining,
+    responses_store: ResponseStore | None = None,
 ) -> FastAPI:
-    """The FastAPI app: /v1/chat/completions, /v1/models, /health, /ready, /metrics."""
+    """The FastAPI app: /v1/chat/completions, /v1/responses, /v1/models, /health, /ready,
+    /metrics."""
     app = FastAPI(title="fncall", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(RestAdmission, api_keys=api_keys, draining=draining)
 
@@ -142,6 +152,12 @@ def create_app(
             return EventStream(_events(chunks))
         completion = await until_disconnect(request.receive, chat.create(body))
         return JSONResponse(completion.to_openai())
+
+    app.include_router(
+        responses_router(
+            chat, responses_store, lambda r: _json_body(r, max_request_bytes), EventStream
+        )
+    )
 
     @app.get("/v1/models")
     async def list_models() -> JSONResponse:

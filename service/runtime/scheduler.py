@@ -10,7 +10,6 @@ shut down).
 
 from __future__ import annotations
 
-import heapq
 import logging
 import math
 import queue
@@ -22,6 +21,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from service.runtime.decoder import KVDecoder
+from service.runtime.prefix_cache import Placement, SlotContents
 from service.runtime.sampling import SamplingConfig, make_rng, sample
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ class Output:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: RequestError | None = None
+    cached_tokens: int = 0  # prompt tokens served from the prefix cache (final output)
 
     @property
     def final(self) -> bool:
@@ -108,6 +109,7 @@ class SchedulerConfig:
     max_total_kv_tokens: int = 0  # 0: num_slots * max_seq_len
     prefill_chunk: int = 512  # prompt tokens fed per sequence per step
     eos_token_ids: tuple[int, ...] = ()  # model-level stop ids, always honoured
+    prefix_cache: bool = True  # reuse the KV of earlier prompts that share a prefix
 
 
 @dataclass
@@ -122,6 +124,7 @@ class _Sequence:
     rng: np.random.Generator
     stop_ids: frozenset[int]
     fed: int = 0  # prompt tokens already in the cache
+    cached: int = 0  # of which served from the prefix cache
     generated: list[int] = field(default_factory=list)
     done: bool = False
 
@@ -142,8 +145,8 @@ class Scheduler:
         self._eos = frozenset(config.eos_token_ids)
         self._waiting: deque[Request] = deque()
         self._running: dict[int, _Sequence] = {}
-        self._free_slots = list(range(decoder.num_slots))  # a heap: lowest slot first keeps
-        # the running slots packed, so the decoder batches them in few contiguous runs
+        self._free_slots = set(range(decoder.num_slots))
+        self._contents = SlotContents(decoder.num_slots) if config.prefix_cache else None
         self._lock = threading.Condition()
         self._stopping = False
         self._outbox: queue.SimpleQueue[tuple[ResponseSink, Output] | None] = queue.SimpleQueue()
@@ -263,18 +266,40 @@ class Scheduler:
                 if self._kv_reserved + budget > self._kv_budget and self._running:
                     return  # head of line waits for budget; an idle model always admits
                 self._waiting.popleft()
-            slot = heapq.heappop(self._free_slots)
+            placement = self._place(request.prompt_ids)
+            self._free_slots.discard(placement.slot)
             self._kv_reserved += budget
-            self._running[slot] = _Sequence(
+            self._running[placement.slot] = _Sequence(
                 request=request,
-                slot=slot,
+                slot=placement.slot,
                 budget=budget,
                 limit=limit,
                 sampling=SamplingConfig(request.temperature, request.top_p, request.top_k),
                 rng=make_rng(request.seed),
                 stop_ids=self._eos | frozenset(request.stop_token_ids),
+                fed=placement.reuse,
+                cached=placement.reuse,
             )
+
+    def _place(self, prompt: list[int]) -> Placement:
+        """A free slot for ``prompt``, holding as much of its beginning as the prefix cache has
+        (copied from a busy slot when that saves more); without the cache the lowest free slot,
+        which keeps running slots packed for the decoder's batched runs."""
+        contents = self._contents
+        if contents is None:
+            slot = min(self._free_slots)
             self._decoder.reset(slot)
+            return Placement(slot)
+        decoder = self._decoder
+        placement = contents.place(
+            prompt, self._free_slots, self._running, decoder.length, decoder.can_copy_prefix
+        )
+        if placement.source is not None:
+            decoder.copy_prefix(placement.source, placement.slot, placement.reuse)
+        else:
+            decoder.truncate(placement.slot, placement.reuse)
+        contents.record(placement.slot, prompt)
+        return placement
 
     def _step(self) -> None:
         """One batched decoder call for every running sequence, then sample and retire."""
@@ -312,9 +337,15 @@ class Scheduler:
                 self._advance(batch[row], int(token))
 
     def _next_input(self, seq: _Sequence) -> list[int]:
-        """The next prompt chunk while prefilling, else the last sampled token."""
+        """The next prompt chunk while prefilling, else the last sampled token. A chunk never
+        leaves one token behind: every prompt token of a longer prompt is then computed by the
+        decoder's multi-row kernels, so prefix-cache hits reproduce uncached results exactly."""
         if seq.prefilling:
-            chunk = seq.request.prompt_ids[seq.fed : seq.fed + self._config.prefill_chunk]
+            prompt = seq.request.prompt_ids
+            end = seq.fed + self._config.prefill_chunk
+            if len(prompt) - end == 1 and end - seq.fed > 1:
+                end -= 1
+            chunk = prompt[seq.fed : end]
             seq.fed += len(chunk)
             return chunk
         return [seq.generated[-1]]
@@ -349,19 +380,33 @@ class Scheduler:
         self._running.pop(seq.slot, None)
         self._kv_reserved -= seq.budget
         try:
-            self._decoder.reset(seq.slot)
+            self._keep(seq, output.error is None)
         except Exception:
-            logger.exception("resetting slot %d failed", seq.slot)
+            logger.exception("releasing slot %d failed", seq.slot)
         finally:
-            heapq.heappush(self._free_slots, seq.slot)
+            self._free_slots.add(seq.slot)
             final = Output(
                 output.token_ids,
                 output.finish_reason,
                 prompt_tokens=len(seq.request.prompt_ids),
                 completion_tokens=len(seq.generated),
                 error=output.error,
+                cached_tokens=seq.cached,
             )
             self._emit(seq.request.sink, final)
+
+    def _keep(self, seq: _Sequence, clean: bool) -> None:
+        """Record the prompt tokens a leaving sequence's slot holds for the prefix cache (not
+        its generated ones: see ``prefix_cache``), or empty the slot after a failure or
+        without the cache."""
+        contents = self._contents
+        if contents is None or not clean:
+            if contents is not None:
+                contents.forget(seq.slot)
+            self._decoder.reset(seq.slot)
+            return
+        held = self._decoder.length(seq.slot)
+        contents.record(seq.slot, seq.request.prompt_ids[:held])
 
     def _fail_all(self, error: RequestError) -> None:
         """Fail every queued and running request (shutdown or a crashed loop)."""

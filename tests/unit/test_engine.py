@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from service.engine import map_model_error, request_inputs
+from service.engine import map_model_error, parse_chunk, request_inputs
 from service.errors import Internal, InvalidRequest, NotFound, Overloaded, Unavailable
 from service.generation import SamplingParams
 
@@ -47,3 +48,25 @@ def test_invalid_requests_point_at_messages_and_keep_the_text() -> None:
 
 def test_internal_errors_do_not_leak_details() -> None:
     assert "RuntimeError" not in map_model_error("internal: decoding failed: RuntimeError").message
+
+
+class _Result:
+    """A Triton stream result with the given output arrays (None: not in the response)."""
+
+    def __init__(self, **outputs: object) -> None:
+        self._outputs = outputs
+
+    def as_numpy(self, name: str) -> object:
+        return self._outputs.get(name)
+
+
+def test_parse_chunk_reads_cached_tokens_when_the_model_sends_them() -> None:
+    base = {
+        "token_ids": np.array([5, 6], dtype=np.int32),
+        "finish_reason": np.array([b"stop"], dtype=np.object_),
+        "prompt_tokens": np.array([40], dtype=np.int32),
+    }
+    cached = parse_chunk(_Result(**base, cached_tokens=np.array([39], dtype=np.int32)))
+    assert (cached.token_ids, cached.finish_reason, cached.prompt_tokens) == ([5, 6], "stop", 40)
+    assert cached.cached_tokens == 39
+    assert parse_chunk(_Result(**base)).cached_tokens == 0

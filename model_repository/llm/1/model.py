@@ -80,6 +80,7 @@ def _tensors(output: Output) -> list[Any]:
         pb_utils.Tensor("finish_reason", np.array([reason], dtype=np.object_)),
         pb_utils.Tensor("prompt_tokens", np.array([output.prompt_tokens], dtype=np.int32)),
         pb_utils.Tensor("completion_tokens", np.array([output.completion_tokens], dtype=np.int32)),
+        pb_utils.Tensor("cached_tokens", np.array([output.cached_tokens], dtype=np.int32)),
     ]
 
 
@@ -148,6 +149,7 @@ class TritonPythonModel:
                 max_total_kv_tokens=config.max_total_kv_tokens,
                 prefill_chunk=config.prefill_chunk,
                 eos_token_ids=tuple(card.stop_token_ids),
+                prefix_cache=bool(config.prefix_cache),
             ),
         )
         logger.info("model %s ready: %s (%s)", args["model_name"], card.name, config)
