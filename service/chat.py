@@ -45,6 +45,8 @@ from service.grammar_check import check_request_grammar
 from service.models import ModelRegistry, ServedModel
 from service.prompting.chat_prompt import ChatPrompt, build_prompt
 from service.protocol import ChatRequest, parse_request
+from service.toolcalls.base import new_call_id
+from service.toolcalls.call_stream import CallStream
 from service.toolcalls.holdback import HoldBack
 
 logger = logging.getLogger(__name__)
@@ -84,6 +86,8 @@ class _Generation:
     index: int
     text: TextAccumulator
     holdback: HoldBack | None = None  # streamed choices only
+    calls: CallStream | None = None  # streamed choices whose grammar forces calls
+    fed: int = 0  # characters of the answer fed to ``calls``
     engine_finish: EngineFinish | None = None
     first_token_at: float | None = None
     message: AssistantMessage | None = None
@@ -186,11 +190,15 @@ class ChatService:
 
     def _new_generation(self, plan: _Plan, index: int, *, streamed: bool) -> _Generation:
         text = TextAccumulator(plan.model.tokenizer, plan.request.stop_strings)
-        holdback = None
-        if streamed:
-            calls = bool(plan.prompt.tool_names)
-            holdback = HoldBack(plan.model.dialect.call_start if calls else None)
-        return _Generation(index, text, holdback)
+        if not streamed:
+            return _Generation(index, text)
+        parsed = bool(plan.prompt.tool_names)
+        holdback = HoldBack(plan.model.dialect.call_start if parsed else None)
+        # Forced calls (a pre-fill under a grammar) stream as they are written; a stop string
+        # could cut one short, so with stop strings they wait for the parse.
+        forced = bool(plan.prompt.prefill) and plan.grammar is not None
+        calls = CallStream() if forced and not plan.request.stop_strings else None
+        return _Generation(index, text, holdback, calls)
 
     def _max_tokens(self, model: ServedModel, request: ChatRequest, prompt_tokens: int) -> int:
         """The completion budget; ``context_length_exceeded`` when it does not fit."""
@@ -350,13 +358,46 @@ def _parse(plan: _Plan, generation: _Generation) -> None:
 
 
 def _report_content(plan: _Plan, generation: _Generation, sink: _Sink) -> None:
-    """Report the content that can no longer be part of a call."""
-    if generation.holdback is None or plan.prompt.prefill:  # a forced call: all held back
-        return
+    """Report the content that can no longer be part of a call, or the forced calls so far."""
     text = generation.text
+    if generation.calls is not None:
+        if not generation.fed:
+            _report_calls(generation, plan.prompt.prefill, sink)
+        _report_calls(generation, text.text[generation.fed :], sink)
+        generation.fed = len(text.text)
+        return
+    if generation.holdback is None or plan.prompt.prefill:  # parsed at the end
+        return
     new = generation.holdback.release(text.text, text.settled)
     if new:
         sink(_Event(generation.index, Delta(content=new)))
+
+
+def _report_calls(generation: _Generation, text: str, sink: _Sink) -> None:
+    assert generation.calls is not None
+    for piece in generation.calls.feed(text):
+        if piece.name is not None:
+            function = FunctionDelta(name=piece.name, arguments="")
+            call = ToolCallDelta(
+                index=piece.index, id=new_call_id(), type="function", function=function
+            )
+        else:
+            call = ToolCallDelta(
+                index=piece.index, function=FunctionDelta(arguments=piece.arguments)
+            )
+        sink(_Event(generation.index, Delta(tool_calls=[call])))
+
+
+def _streamed_calls_hold(generation: _Generation, calls: Sequence[ToolCall]) -> bool:
+    """Whether the calls streamed so far are the parser's (not so when the answer was cut
+    short by ``max_tokens`` inside a call: the parser then returns the text as content)."""
+    if generation.calls is None:
+        return True
+    streamed = generation.calls.arguments
+    return len(streamed) <= len(calls) and all(
+        call.function.arguments.startswith(arguments)
+        for call, arguments in zip(calls, streamed, strict=False)
+    )
 
 
 def _report_rest(plan: _Plan, generation: _Generation, sink: _Sink) -> None:
@@ -364,10 +405,23 @@ def _report_rest(plan: _Plan, generation: _Generation, sink: _Sink) -> None:
     message, index = generation.message, generation.index
     if message is None or generation.holdback is None:
         return
+    calls = message.tool_calls or []
+    if not _streamed_calls_hold(generation, calls):
+        logger.info(
+            "choice %d: a streamed call was cut short (%s)", index, generation.finish_reason
+        )
+        sink(_Event(index, finish_reason=generation.finish_reason))
+        return
     rest = generation.holdback.rest(message.content)
     if rest:
         sink(_Event(index, Delta(content=rest)))
-    for number, call in enumerate(message.tool_calls or []):
+    streamed = generation.calls.arguments if generation.calls is not None else []
+    for number, arguments in enumerate(streamed):
+        more = calls[number].function.arguments[len(arguments) :]
+        if more:
+            delta = ToolCallDelta(index=number, function=FunctionDelta(arguments=more))
+            sink(_Event(index, Delta(tool_calls=[delta])))
+    for number, call in enumerate(calls[len(streamed) :], start=len(streamed)):
         head = ToolCallDelta(
             index=number,
             id=call.id,
@@ -375,8 +429,8 @@ def _report_rest(plan: _Plan, generation: _Generation, sink: _Sink) -> None:
             function=FunctionDelta(name=call.function.name, arguments=""),
         )
         sink(_Event(index, Delta(tool_calls=[head])))
-        arguments = FunctionDelta(arguments=call.function.arguments)
-        sink(_Event(index, Delta(tool_calls=[ToolCallDelta(index=number, function=arguments)])))
+        body = FunctionDelta(arguments=call.function.arguments)
+        sink(_Event(index, Delta(tool_calls=[ToolCallDelta(index=number, function=body)])))
     sink(_Event(index, finish_reason=generation.finish_reason))
 
 
