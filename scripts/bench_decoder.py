@@ -1,7 +1,9 @@
 """Benchmark the ONNX decoder: model x precision x batch -> prefill and decode tokens/s.
 
 Exports each packaged model at each precision (into ``--work-dir``, reused when already there),
-then runs ``OnnxDecoder`` side by side in one process and prints a Markdown table.
+or takes the ``--built`` version directories of ``fncall build-model``, then runs
+``OnnxDecoder`` side by side in one process (``--provider cuda``: on the GPU, KV cache on the
+device) and prints a Markdown table: plain ONNX Runtime, no scheduler, no Triton.
 Run: ``python scripts/bench_decoder.py --models smollm2-135m-instruct --precisions fp32,int4``.
 """
 
@@ -22,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from service.modelbuild.checkpoint import load_checkpoint
 from service.modelbuild.onnx_export import DATA_FILE, MODEL_FILE, export_onnx
 from service.modelbuild.sources import default_cache_dir, resolve_source
+from service.modelcard import ModelCard
 from service.runtime.onnx_decoder import OnnxDecoder, physical_cores
 
 logger = logging.getLogger(__name__)
@@ -68,25 +71,40 @@ def measure(decoder: OnnxDecoder, batch: int, prompt_len: int, steps: int) -> tu
     return prefill, decode
 
 
+def graphs(args: argparse.Namespace, work_dir: Path) -> list[tuple[str, str, Path, float | None]]:
+    """(model, precision, model.onnx, export seconds) to measure: the ``--built`` directories,
+    else every model at every precision, exported into ``work_dir``."""
+    if args.built:
+        made = []
+        for version_dir in args.built:
+            card = ModelCard.load(version_dir)
+            made.append((card.name, card.precision, version_dir / card.onnx_file, None))
+        return made
+    return [
+        (model, precision, *build(model, precision, work_dir))
+        for model in args.models.split(",")
+        for precision in args.precisions.split(",")
+    ]
+
+
 def run(args: argparse.Namespace, work_dir: Path) -> list[Row]:
     rows = []
-    for model in args.models.split(","):
-        for precision in args.precisions.split(","):
-            path, export_s = build(model, precision, work_dir)
-            size = sum(f.stat().st_size for f in (path, path.parent / DATA_FILE)) / 1e6
-            batches = [int(b) for b in args.batches.split(",")]
-            decoder = OnnxDecoder(
-                path,
-                num_slots=max(batches),
-                max_seq_len=args.prompt_len + args.steps + 1,
-                intra_op_threads=args.threads,
-            )
-            measure(decoder, 1, 8, 2)  # warm-up: first-run allocations and prepacking
-            for batch in batches:
-                prefill, decode = measure(decoder, batch, args.prompt_len, args.steps)
-                rows.append(Row(model, precision, batch, prefill, decode, size, export_s))
-                print(f"measured {rows[-1]}", file=sys.stderr, flush=True)
-            del decoder
+    for model, precision, path, export_s in graphs(args, work_dir):
+        size = sum(f.stat().st_size for f in (path, path.parent / DATA_FILE)) / 1e6
+        batches = [int(b) for b in args.batches.split(",")]
+        decoder = OnnxDecoder(
+            path,
+            num_slots=max(batches),
+            max_seq_len=args.prompt_len + args.steps + 1,
+            provider=args.provider,
+            intra_op_threads=args.threads,
+        )
+        measure(decoder, 1, 8, 2)  # warm-up: first-run allocations and prepacking
+        for batch in batches:
+            prefill, decode = measure(decoder, batch, args.prompt_len, args.steps)
+            rows.append(Row(model, precision, batch, prefill, decode, size, export_s))
+            print(f"measured {rows[-1]}", file=sys.stderr, flush=True)
+        del decoder
     return rows
 
 
@@ -113,6 +131,13 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=32)
     parser.add_argument("--threads", type=int, default=None, help="default: physical cores")
     parser.add_argument("--work-dir", type=Path, default=None, help="default: a temporary dir")
+    parser.add_argument(
+        "--built",
+        type=Path,
+        action="append",
+        help="a built model's version directory (repeatable; replaces --models/--precisions)",
+    )
+    parser.add_argument("--provider", choices=("cpu", "cuda"), default="cpu")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.work_dir is not None:
@@ -120,7 +145,8 @@ def main() -> int:
     else:
         with tempfile.TemporaryDirectory() as tmp:
             rows = run(args, Path(tmp))
-    print(f"ONNX Runtime CPU, {args.threads or physical_cores()} threads, prompt {args.prompt_len}")
+    threads = args.threads or physical_cores()
+    print(f"ONNX Runtime, {args.provider} provider, {threads} threads, prompt {args.prompt_len}")
     print(table(rows))
     return 0
 

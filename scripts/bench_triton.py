@@ -5,7 +5,12 @@ early, identically in both). The plain loop runs ``OnnxDecoder`` at batch 1 in t
 the Triton runs go through ``TritonEngine`` (gRPC streaming) at each concurrency. Prints one
 Markdown table: time to first token, per-request decode tokens/s, aggregate tokens/s.
 
-Run: ``python scripts/bench_triton.py --model smollm2-135m-instruct``
+Workloads: ``chat`` (8 short questions, answers <= 64 tokens), ``tools`` (the model's chat
+template with 4 tools and a system prompt, ~500 prompt tokens; the answers are tool calls) and
+``essay`` (short prompts, answers <= 256 tokens). ``--device gpu`` runs both modes on ONNX
+Runtime's CUDA provider (Triton: a ``KIND_GPU`` instance) and prints the GPU memory in use.
+
+Run: ``python scripts/bench_triton.py --model smollm2-135m-instruct [--workload tools]``
 """
 
 from __future__ import annotations
@@ -14,28 +19,37 @@ import argparse
 import asyncio
 import json
 import logging
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tokenizers import Tokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from scripts.bench_grammar import QUESTIONS as TOOL_QUESTIONS
+from scripts.bench_grammar import TOOLSETS
 from service.engine import TritonEngine
 from service.generation import SamplingParams
 from service.launcher import TritonLauncher
 from service.model_repository import stage_model
 from service.modelcard import ModelCard
+from service.models import ServedModel
+from service.prompting.chat_prompt import build_prompt
+from service.protocol import parse_request
 from service.runtime.onnx_decoder import OnnxDecoder, physical_cores
 
 logger = logging.getLogger(__name__)
 
 REPOSITORY = Path(__file__).resolve().parents[1] / "model_repository"
+WORKLOADS = {"chat": 64, "tools": 64, "essay": 256}  # name -> default --max-tokens
 QUESTIONS = [
     "What is the capital of France?",
     "Write a Python function that reverses a string.",
@@ -46,6 +60,22 @@ QUESTIONS = [
     "Give me a haiku about the sea.",
     "Summarize the plot of Romeo and Juliet.",
 ]
+ESSAYS = [
+    "Write an essay about the history of the printing press.",
+    "Write an essay on why cities should plant more trees.",
+    "Write an essay about how a compiler turns source code into machine code.",
+    "Write an essay on the causes of the French Revolution.",
+    "Write an essay about the life cycle of stars.",
+    "Write an essay on the pros and cons of remote work.",
+    "Write an essay about the invention of the telephone.",
+    "Write an essay on how vaccines train the immune system.",
+]
+TOOL_SYSTEM = (
+    "You are the assistant of a travel and events company. Use the tools to act for the user: "
+    "look up the weather before suggesting outdoor plans, book flights only when the origin, "
+    "destination and number of passengers are known, put meetings in the calendar with a clear "
+    "title, and search the shop when the user wants to buy something."
+)
 
 
 @dataclass(frozen=True)
@@ -85,19 +115,37 @@ class Row:
         ]
 
 
-def find_model(card_name: str) -> Path:
-    """The version directory of ``card_name`` built into the in-tree repository."""
-    for card in sorted(REPOSITORY.glob("*/1/model_card.json")):
+def find_model(card_name: str, repository: Path = REPOSITORY) -> Path:
+    """The version directory of ``card_name`` built into ``repository``."""
+    for card in sorted(repository.glob("*/1/model_card.json")):
         if json.loads(card.read_text(encoding="utf-8")).get("name") == card_name:
             return card.parent
     raise SystemExit(f"{card_name} is not built: run `fncall build-model {card_name} ...` first")
 
 
-def prompts(artifacts: Path) -> list[list[int]]:
-    """ChatML prompts (both packaged models use it) tokenized with the model's tokenizer."""
+def prompts(artifacts: Path, workload: str = "chat") -> list[list[int]]:
+    """The workload's prompts tokenized for the model (chat, essay: ChatML, which both packaged
+    models use; tools: the model's own chat template, as the service renders a request)."""
+    if workload == "tools":
+        return tool_prompts(artifacts)
     tokenizer = Tokenizer.from_file(str(artifacts / "tokenizer.json"))
-    texts = [f"<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n" for q in QUESTIONS]
+    questions = ESSAYS if workload == "essay" else QUESTIONS
+    texts = [f"<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n" for q in questions]
     return [tokenizer.encode(text, add_special_tokens=False).ids for text in texts]
+
+
+def tool_prompts(artifacts: Path) -> list[list[int]]:
+    """Tool requests (``tool_choice`` auto over bench_grammar's 4 tools) as the service renders
+    them, one per question of bench_grammar, twice over."""
+    model = ServedModel.load(artifacts, "bench")
+    made = []
+    for question in TOOL_QUESTIONS * 2:
+        messages = [{"role": "system", "content": TOOL_SYSTEM}]
+        messages.append({"role": "user", "content": question})
+        body: dict[str, Any] = {"model": model.id, "messages": messages}
+        request = parse_request({**body, "tools": TOOLSETS["4 tools"], "tool_choice": "auto"})
+        made.append(build_prompt(model, request).ids)
+    return made
 
 
 def plain_loop(
@@ -167,6 +215,15 @@ async def triton_run(
     return row, [tokens for _, tokens in ordered[: len(batch)]]
 
 
+def gpu_memory_mib() -> int | None:
+    """MiB in use on GPU 0 (``nvidia-smi``), None without one."""
+    if shutil.which("nvidia-smi") is None:
+        return None
+    query = ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0"]
+    result = subprocess.run(query, capture_output=True, text=True, check=False, timeout=30)
+    return int(result.stdout.split()[0]) if result.returncode == 0 and result.stdout else None
+
+
 async def triton_rows(
     url: str, batch: list[list[int]], levels: list[int], max_tokens: int
 ) -> tuple[list[Row], list[list[int]]]:
@@ -192,49 +249,71 @@ def median_row(rows: list[Row]) -> Row:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m-instruct", help="card name of a build")
-    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--repository", type=Path, default=REPOSITORY, help="where it is built")
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), default="chat")
+    parser.add_argument("--max-tokens", type=int, help="default: 64 (chat, tools), 256 (essay)")
     parser.add_argument("--concurrency", default="1,4,16")
     parser.add_argument("--rounds", type=int, default=3, help="repetitions (median reported)")
     parser.add_argument("--threads", type=int, default=0, help="ORT intra-op threads (0: cores)")
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument("--max-seq-len", type=int, default=1024, help="KV tokens per slot")
+    parser.add_argument("--prompts", type=int, default=8, help="how many of the 8 prompts")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     threads = args.threads or physical_cores()
+    max_tokens = args.max_tokens or WORKLOADS[args.workload]
     levels = [int(c) for c in args.concurrency.split(",")]
-    artifacts = find_model(args.model)
+    artifacts = find_model(args.model, args.repository)
     card = ModelCard.load(artifacts)
-    batch = prompts(artifacts)
+    batch = prompts(artifacts, args.workload)[: args.prompts]
+    provider = "cuda" if args.device == "gpu" else "cpu"
 
-    decoder = OnnxDecoder(artifacts / card.onnx_file, 1, 1024, intra_op_threads=threads)
+    memory = {"idle": gpu_memory_mib()}
+    decoder = OnnxDecoder(
+        artifacts / card.onnx_file, 1, args.max_seq_len, provider=provider, intra_op_threads=threads
+    )
     stop = set(card.stop_token_ids)
     rounds: list[list[Row]] = []
     same = True
     with tempfile.TemporaryDirectory() as tmp:
         parameters = {
             "max_active_sequences": max(levels),
-            "max_seq_len": 1024,
+            "max_seq_len": args.max_seq_len,
+            "max_queue": max(64, max(levels)),
             "intra_op_threads": threads,
+            "execution_provider": provider,
         }
-        stage_model(artifacts, Path(tmp), "bench", parameters)
+        kind = "KIND_GPU" if args.device == "gpu" else None
+        stage_model(artifacts, Path(tmp), "bench", parameters, kind=kind)
         with TritonLauncher(Path(tmp), ["bench"]) as launcher:
-            for _ in range(args.rounds):  # interleaved, so both modes see the same noise
-                plain, plain_answers = plain_loop(decoder, stop, batch, args.max_tokens)
+            for round_ in range(args.rounds):  # interleaved: both modes see the same noise
+                plain, plain_answers = plain_loop(decoder, stop, batch, max_tokens)
                 rows, answers = asyncio.run(
-                    triton_rows(launcher.grpc_url, batch, levels, args.max_tokens)
+                    triton_rows(launcher.grpc_url, batch, levels, max_tokens)
                 )
                 rounds.append([plain, *rows])
                 same = same and answers == plain_answers
+                print(f"round {round_ + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+            memory["loaded"] = gpu_memory_mib()
 
     header = ["mode", "concurrency", "requests", "tokens", "TTFT p50 ms", "tok/s per request"]
     header.append("aggregate tok/s")
+    prompt_tokens = statistics.mean(len(p) for p in batch)
     print(
-        f"\n{args.model} ({card.precision}), {threads} ORT threads, greedy <= {args.max_tokens}, "
-        f"median of {args.rounds} interleaved rounds"
+        f"\n{args.model} ({card.precision}) on {args.device} ({provider} provider, {threads} ORT "
+        f"threads), workload {args.workload}: {len(batch)} prompts of {prompt_tokens:.0f} tokens "
+        f"on average, greedy <= {max_tokens}, median of {args.rounds} interleaved rounds"
     )
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for column in zip(*rounds, strict=True):
         print("| " + " | ".join(median_row(list(column)).cells()) + " |")
     print(f"\nTriton answers identical to the plain loop: {same}")
+    if memory["idle"] is not None and memory["loaded"] is not None:
+        print(
+            f"GPU 0 memory used: {memory['idle']} MiB before, {memory['loaded']} MiB with the "
+            f"plain decoder (1 slot) and Triton ({max(levels)} slots x {args.max_seq_len}) loaded"
+        )
 
 
 if __name__ == "__main__":

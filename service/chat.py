@@ -18,8 +18,9 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from service import metrics
 from service.chat_types import (
@@ -34,6 +35,7 @@ from service.chat_types import (
     FunctionDelta,
     ModelCard,
     ModelList,
+    PromptTokensDetails,
     ToolCall,
     ToolCallDelta,
     Usage,
@@ -43,14 +45,18 @@ from service.errors import Internal, InvalidRequest, NotFound, Unavailable
 from service.generation import Engine, GenerationChunk
 from service.generation import FinishReason as EngineFinish
 from service.grammar import ArgumentsCheck, arguments_check, request_grammar
+from service.grammar_check import check_request_grammar
 from service.models import ModelRegistry, ServedModel
 from service.prompting.chat_prompt import ChatPrompt, build_prompt
 from service.protocol import ChatRequest, parse_request
 from service.toolcalls import ToolCallParser
+from service.toolcalls.base import new_call_id
+from service.toolcalls.call_stream import CallStream
 from service.toolcalls.holdback import HoldBack
 from service.toolcalls.repeats import RepeatGuard
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -86,12 +92,15 @@ class _Generation:
     index: int
     text: TextAccumulator
     holdback: HoldBack | None = None  # streamed choices only
+    calls: CallStream | None = None  # streamed choices whose grammar forces calls
+    fed: int = 0  # characters of the answer fed to ``calls``
     engine_finish: EngineFinish | None = None
     first_token_at: float | None = None
     message: AssistantMessage | None = None
     finish_reason: FinishReason | None = None
     answered_only: bool = False  # its calls were all answered earlier in the conversation
     spent_tokens: int = 0  # tokens of an earlier, discarded decode of this choice
+    cached_tokens: int = 0  # prompt tokens served from the model's prefix cache
 
 
 class ChatService:
@@ -99,18 +108,24 @@ class ChatService:
     (a ``service.chat_types.ChatBackend``)."""
 
     def __init__(
-        self, models: ModelRegistry, engine: Engine, *, default_max_tokens: int = 512
+        self,
+        models: ModelRegistry,
+        engine: Engine,
+        *,
+        default_max_tokens: int = 512,
+        prepare_workers: int = 4,
     ) -> None:
         self._models = models
         self._engine = engine
         self._default_max_tokens = default_max_tokens
+        self._workers = ThreadPoolExecutor(prepare_workers, thread_name_prefix="prepare")
 
     async def create(self, body: Mapping[str, Any]) -> ChatCompletion:
         """A ``chat.completion`` for an OpenAI request body; raises ``ServiceError`` types.
 
         Cancelling the awaiting task closes every engine generation (Triton cancels them).
         """
-        plan = self._plan(body)
+        plan = await self._offload(self._plan, body)
         generations = [self._new_generation(plan, i, streamed=False) for i in range(plan.request.n)]
         await _run_all([self._generate(plan, g, None) for g in generations])
         usage = self._record(plan, generations)
@@ -134,7 +149,7 @@ class ChatService:
         refusal before every choice has its first token. A later error is raised by the
         iterator. Closing the iterator (or cancelling its consumer) cancels the generation.
         """
-        plan = self._plan(body)
+        plan = await self._offload(self._plan, body)
         generations = [self._new_generation(plan, i, streamed=True) for i in range(plan.request.n)]
         queue: asyncio.Queue[_Event] = asyncio.Queue()
         tasks = [
@@ -166,6 +181,11 @@ class ChatService:
         )
         return all(states)
 
+    async def _offload(self, function: Callable[..., _T], *args: Any) -> _T:
+        """``function(*args)`` in the bounded worker pool: validating, rendering and tokenizing
+        a 4 MB request takes seconds that the event loop (health checks) must not wait."""
+        return await asyncio.get_running_loop().run_in_executor(self._workers, function, *args)
+
     def _plan(self, body: Mapping[str, Any]) -> _Plan:
         return self._plan_request(parse_request(body))
 
@@ -173,16 +193,22 @@ class ChatService:
         model = self._models.get(request.model)
         prompt = build_prompt(model, request)
         grammar = request_grammar(request, model.dialect.syntax, model.tokenizer)
+        prefill = prompt.ids[len(prompt.ids) - prompt.prefill_tokens :]
+        check_request_grammar(request, grammar, prefill, model.tokenizer)
         max_tokens = self._max_tokens(model, request, len(prompt.ids))
         return _Plan(model, request, prompt, grammar, max_tokens, arguments_check(request))
 
     def _new_generation(self, plan: _Plan, index: int, *, streamed: bool) -> _Generation:
         text = TextAccumulator(plan.model.tokenizer, plan.request.stop_strings)
-        holdback = None
-        if streamed:
-            calls = bool(plan.prompt.tool_names)
-            holdback = HoldBack(plan.model.dialect.call_start if calls else None)
-        return _Generation(index, text, holdback)
+        if not streamed:
+            return _Generation(index, text)
+        parsed = bool(plan.prompt.tool_names)
+        holdback = HoldBack(plan.model.dialect.call_start if parsed else None)
+        # Forced calls (a pre-fill under a grammar) stream as they are written; a stop string
+        # could cut one short, so with stop strings they wait for the parse.
+        forced = bool(plan.prompt.prefill) and plan.grammar is not None
+        calls = CallStream() if forced and not plan.request.stop_strings else None
+        return _Generation(index, text, holdback, calls)
 
     def _max_tokens(self, model: ServedModel, request: ChatRequest, prompt_tokens: int) -> int:
         """The completion budget; ``context_length_exceeded`` when it does not fit."""
@@ -309,6 +335,8 @@ class ChatService:
         if first:
             metrics.TIME_TO_FIRST_TOKEN.observe(min(first) - plan.started)
         metrics.PROMPT_TOKENS.labels(model.id).inc(prompt_tokens)
+        cached = min(g.cached_tokens for g in generations)
+        metrics.PROMPT_CACHED_TOKENS.labels(model.id).inc(cached)
         metrics.COMPLETION_TOKENS.labels(model.id).inc(completion_tokens)
         calls = sum(len(g.message.tool_calls or []) for g in generations if g.message)
         metrics.TOOL_CALLS.labels(model.id).inc(calls)
@@ -316,6 +344,7 @@ class ChatService:
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             total_tokens=prompt_tokens + completion_tokens,
+            prompt_tokens_details=PromptTokensDetails(cached_tokens=cached),
         )
 
 
@@ -324,6 +353,7 @@ def _consume(generation: _Generation, chunk: GenerationChunk) -> None:
         generation.first_token_at = time.monotonic()
     generation.text.add(chunk.token_ids)
     generation.engine_finish = chunk.finish_reason or generation.engine_finish
+    generation.cached_tokens = max(generation.cached_tokens, chunk.cached_tokens)
 
 
 def _check_finished(generation: _Generation) -> None:
@@ -368,13 +398,46 @@ def _parser(plan: _Plan, *, drop_answered: bool = True) -> ToolCallParser:
 
 
 def _report_content(plan: _Plan, generation: _Generation, sink: _Sink) -> None:
-    """Report the content that can no longer be part of a call."""
-    if generation.holdback is None or plan.prompt.prefill:  # a forced call: all held back
-        return
+    """Report the content that can no longer be part of a call, or the forced calls so far."""
     text = generation.text
+    if generation.calls is not None:
+        if not generation.fed:
+            _report_calls(generation, plan.prompt.prefill, sink)
+        _report_calls(generation, text.text[generation.fed :], sink)
+        generation.fed = len(text.text)
+        return
+    if generation.holdback is None or plan.prompt.prefill:  # parsed at the end
+        return
     new = generation.holdback.release(text.text, text.settled)
     if new:
         sink(_Event(generation.index, Delta(content=new)))
+
+
+def _report_calls(generation: _Generation, text: str, sink: _Sink) -> None:
+    assert generation.calls is not None
+    for piece in generation.calls.feed(text):
+        if piece.name is not None:
+            function = FunctionDelta(name=piece.name, arguments="")
+            call = ToolCallDelta(
+                index=piece.index, id=new_call_id(), type="function", function=function
+            )
+        else:
+            call = ToolCallDelta(
+                index=piece.index, function=FunctionDelta(arguments=piece.arguments)
+            )
+        sink(_Event(generation.index, Delta(tool_calls=[call])))
+
+
+def _streamed_calls_hold(generation: _Generation, calls: Sequence[ToolCall]) -> bool:
+    """Whether the calls streamed so far are the parser's (not so when the answer was cut
+    short by ``max_tokens`` inside a call: the parser then returns the text as content)."""
+    if generation.calls is None:
+        return True
+    streamed = generation.calls.arguments
+    return len(streamed) <= len(calls) and all(
+        call.function.arguments.startswith(arguments)
+        for call, arguments in zip(calls, streamed, strict=False)
+    )
 
 
 def _report_rest(plan: _Plan, generation: _Generation, sink: _Sink) -> None:
@@ -382,10 +445,23 @@ def _report_rest(plan: _Plan, generation: _Generation, sink: _Sink) -> None:
     message, index = generation.message, generation.index
     if message is None or generation.holdback is None:
         return
+    calls = message.tool_calls or []
+    if not _streamed_calls_hold(generation, calls):
+        logger.info(
+            "choice %d: a streamed call was cut short (%s)", index, generation.finish_reason
+        )
+        sink(_Event(index, finish_reason=generation.finish_reason))
+        return
     rest = generation.holdback.rest(message.content)
     if rest:
         sink(_Event(index, Delta(content=rest)))
-    for number, call in enumerate(message.tool_calls or []):
+    streamed = generation.calls.arguments if generation.calls is not None else []
+    for number, arguments in enumerate(streamed):
+        more = calls[number].function.arguments[len(arguments) :]
+        if more:
+            delta = ToolCallDelta(index=number, function=FunctionDelta(arguments=more))
+            sink(_Event(index, Delta(tool_calls=[delta])))
+    for number, call in enumerate(calls[len(streamed) :], start=len(streamed)):
         head = ToolCallDelta(
             index=number,
             id=call.id,
@@ -393,8 +469,8 @@ def _report_rest(plan: _Plan, generation: _Generation, sink: _Sink) -> None:
             function=FunctionDelta(name=call.function.name, arguments=""),
         )
         sink(_Event(index, Delta(tool_calls=[head])))
-        arguments = FunctionDelta(arguments=call.function.arguments)
-        sink(_Event(index, Delta(tool_calls=[ToolCallDelta(index=number, function=arguments)])))
+        body = FunctionDelta(arguments=call.function.arguments)
+        sink(_Event(index, Delta(tool_calls=[ToolCallDelta(index=number, function=body)])))
     sink(_Event(index, finish_reason=generation.finish_reason))
 
 

@@ -45,10 +45,15 @@ class Choice(_Typed):
     logprobs: None = None
 
 
+class PromptTokensDetails(_Typed):
+    cached_tokens: int = 0  # prompt tokens served from the model's prefix cache
+
+
 class Usage(_Typed):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    prompt_tokens_details: PromptTokensDetails = PromptTokensDetails()
 
 
 class ChatCompletion(_Typed):

@@ -31,6 +31,9 @@ class Settings:
     max_request_bytes: int = 4 * 1024 * 1024
     shutdown_grace_s: float = 30.0
     triton_start_timeout_s: float = 300.0
+    triton_recovery_timeout_s: float = 180.0
+    responses_store_size: int = 1000
+    responses_store_ttl_s: float = 3600.0
 
     @property
     def embedded(self) -> bool:
@@ -135,6 +138,27 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         default=default("TRITON_START_TIMEOUT", d.triton_start_timeout_s),
         help="seconds to wait for the embedded Triton to load the models",
     )
+    p.add_argument(
+        "--triton-recovery-timeout",
+        dest="triton_recovery_timeout_s",
+        type=float,
+        default=default("TRITON_RECOVERY_TIMEOUT", d.triton_recovery_timeout_s),
+        help="seconds a crashed embedded Triton may take to be restarted before liveness "
+        "(/health, gRPC health 'liveness') fails",
+    )
+    p.add_argument(
+        "--responses-store-size",
+        type=int,
+        default=default("RESPONSES_STORE_SIZE", d.responses_store_size),
+        help="responses kept in memory for previous_response_id (per replica; 0 keeps none)",
+    )
+    p.add_argument(
+        "--responses-store-ttl",
+        dest="responses_store_ttl_s",
+        type=float,
+        default=default("RESPONSES_STORE_TTL", d.responses_store_ttl_s),
+        help="seconds a stored response can be continued with previous_response_id",
+    )
     return p
 
 
@@ -161,4 +185,7 @@ def load_settings(argv: Sequence[str], env: Mapping[str, str] | None = None) -> 
         max_request_bytes=int(args.max_request_bytes),
         shutdown_grace_s=float(args.shutdown_grace_s),
         triton_start_timeout_s=float(args.triton_start_timeout_s),
+        triton_recovery_timeout_s=float(args.triton_recovery_timeout_s),
+        responses_store_size=int(args.responses_store_size),
+        responses_store_ttl_s=float(args.responses_store_ttl_s),
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ import numpy as np
 import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
+from service import triton_contract as contract
 from service.errors import (
     Internal,
     InvalidRequest,
@@ -30,13 +30,20 @@ from service.errors import (
 from service.generation import FinishReason, GenerationChunk, SamplingParams
 
 logger = logging.getLogger(__name__)
+_UNAVAILABLE = "The inference server is unavailable; retry shortly."
 
-_MODEL_ERROR = re.compile(r"\b(invalid|overloaded|unavailable|internal): (.*)", re.DOTALL)
-_FINISH_REASONS: dict[str, FinishReason] = {
-    "stop": "stop",
-    "length": "length",
-    "cancelled": "cancelled",
-}
+_FINISH_REASONS: dict[str, FinishReason] = {reason: reason for reason in contract.FINISH_REASONS}
+
+
+_MAX_MESSAGE = 2**31 - 1
+# tritonclient's own defaults, plus a short reconnect backoff: a restarted Triton (see
+# service.supervisor) is found within a second or two, not after gRPC's default of up to 120 s.
+_CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", _MAX_MESSAGE),
+    ("grpc.max_receive_message_length", _MAX_MESSAGE),
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+]
 
 
 class TritonEngine:
@@ -44,7 +51,7 @@ class TritonEngine:
 
     def __init__(self, url: str) -> None:
         self._url = url
-        self._client = grpcclient.InferenceServerClient(url)
+        self._client = grpcclient.InferenceServerClient(url, channel_args=_CHANNEL_OPTIONS)
 
     async def generate(
         self, model: str, prompt_ids: Sequence[int], params: SamplingParams
@@ -68,7 +75,8 @@ class TritonEngine:
                 yield chunk
                 if final:
                     return
-            raise Unavailable(f"Triton at {self._url} closed the stream before the final response")
+            logger.error("Triton at %s closed the stream before the final response", self._url)
+            raise Unavailable(_UNAVAILABLE)
         except grpc.aio.AioRpcError as exc:
             raise map_rpc_error(exc, self._url) from exc
         finally:
@@ -106,21 +114,22 @@ async def _drain(stream: Any, timeout_s: float = 5.0) -> None:
 
 def request_inputs(prompt_ids: Sequence[int], params: SamplingParams) -> list[Any]:
     """The ``llm`` model's input tensors for one request (see docs/triton_model.md)."""
+    c = contract
     tensors: list[tuple[str, np.ndarray]] = [
-        ("input_ids", np.asarray(prompt_ids, dtype=np.int32)),
-        ("max_tokens", np.array([params.max_tokens], dtype=np.int32)),
-        ("temperature", np.array([params.temperature], dtype=np.float32)),
-        ("top_p", np.array([params.top_p], dtype=np.float32)),
-        ("top_k", np.array([params.top_k], dtype=np.int32)),
+        (c.INPUT_IDS, np.asarray(prompt_ids, dtype=np.int32)),
+        (c.MAX_TOKENS, np.array([params.max_tokens], dtype=np.int32)),
+        (c.TEMPERATURE, np.array([params.temperature], dtype=np.float32)),
+        (c.TOP_P, np.array([params.top_p], dtype=np.float32)),
+        (c.TOP_K, np.array([params.top_k], dtype=np.int32)),
     ]
     if params.seed is not None:
-        tensors.append(("seed", np.array([params.seed], dtype=np.int64)))
+        tensors.append((c.SEED, np.array([params.seed], dtype=np.int64)))
     if params.stop_token_ids:
-        tensors.append(("stop_token_ids", np.asarray(params.stop_token_ids, dtype=np.int32)))
+        tensors.append((c.STOP_TOKEN_IDS, np.asarray(params.stop_token_ids, dtype=np.int32)))
     if params.grammar:
-        tensors.append(("grammar", np.array([params.grammar.encode()], dtype=np.object_)))
+        tensors.append((c.GRAMMAR, np.array([params.grammar.encode()], dtype=np.object_)))
         prefill = np.array([params.grammar_prefill_tokens], dtype=np.int32)
-        tensors.append(("grammar_prefill_tokens", prefill))
+        tensors.append((c.GRAMMAR_PREFILL_TOKENS, prefill))
     inputs = []
     for name, array in tensors:
         tensor = grpcclient.InferInput(name, list(array.shape), _datatype(array))
@@ -131,38 +140,46 @@ def request_inputs(prompt_ids: Sequence[int], params: SamplingParams) -> list[An
 
 def parse_chunk(result: Any) -> GenerationChunk:
     """One streamed response as a :class:`GenerationChunk`."""
-    reason = result.as_numpy("finish_reason").reshape(-1)[0]
+    reason = result.as_numpy(contract.FINISH_REASON).reshape(-1)[0]
     reason = reason.decode() if isinstance(reason, bytes) else str(reason)
     return GenerationChunk(
-        token_ids=[int(t) for t in result.as_numpy("token_ids").reshape(-1)],
+        token_ids=[int(t) for t in result.as_numpy(contract.TOKEN_IDS).reshape(-1)],
         finish_reason=_FINISH_REASONS.get(reason) if reason else None,
-        prompt_tokens=int(result.as_numpy("prompt_tokens").reshape(-1)[0]),
+        prompt_tokens=int(result.as_numpy(contract.PROMPT_TOKENS).reshape(-1)[0]),
+        cached_tokens=_optional_int(result, contract.CACHED_TOKENS),
     )
 
 
+def _optional_int(result: Any, name: str) -> int:
+    """A scalar output a model may not have (an ``llm`` built before it was added): 0."""
+    array = result.as_numpy(name)
+    return 0 if array is None else int(array.reshape(-1)[0])
+
+
 def map_model_error(message: str) -> ServiceError:
-    """A model error (``"<kind>: <message>"``, see the scheduler) as a service error."""
-    match = _MODEL_ERROR.search(message)
-    if match is None:
+    """A Triton error message (carrying a ``contract.ModelError``) as a service error."""
+    error = contract.ModelError.from_message(message)
+    if error is None:
         if "unknown model" in message or "is not found" in message:
-            return NotFound(message)
+            return NotFound("The model is not served.", code="model_not_found")
         logger.error("unexpected error from Triton: %s", message)
         return Internal("the inference server failed")
-    kind, text = match.groups()
-    if kind == "invalid":
-        return InvalidRequest(text, param="messages")
-    if kind == "overloaded":
-        return Overloaded(text)
-    if kind == "unavailable":
-        return Unavailable(text)
-    logger.error("model error: %s", message)
+    if error.kind == "invalid":
+        return InvalidRequest(error.message, param=error.param)
+    if error.kind == "overloaded":
+        return Overloaded(error.message)
+    if error.kind == "unavailable":
+        return Unavailable(error.message)
+    logger.error("model error: %s", error.message)
     return Internal("the model failed while generating")
 
 
 def map_rpc_error(error: grpc.aio.AioRpcError, url: str) -> ServiceError:
-    """A gRPC failure of the stream itself (Triton down, connection lost) as a service error."""
+    """A gRPC failure of the stream itself (Triton down, connection lost) as a service error.
+    Triton's address goes to the log, never to the client."""
     if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
-        return Unavailable(f"Triton at {url} is unavailable: {error.details()}")
+        logger.warning("Triton at %s is unavailable: %s", url, error.details())
+        return Unavailable(_UNAVAILABLE)
     logger.error("Triton stream failed: %s %s", error.code(), error.details())
     return Internal("the inference server failed")
 

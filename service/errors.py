@@ -26,12 +26,21 @@ class ServiceError(Exception):
 
     kind = ErrorKind(500, grpc.StatusCode.INTERNAL, "server_error")
     default_code: str | None = None
+    retry_after_s: int | None = None  # REST ``Retry-After`` / gRPC ``retry-after`` trailer
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
         super().__init__(message)
         self.message = message
         self.param = param
         self.code = code if code is not None else self.default_code
+
+    def headers(self) -> dict[str, str]:
+        """HTTP headers of the error response."""
+        return {} if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
+
+    def trailers(self) -> tuple[tuple[str, str], ...]:
+        """gRPC trailing metadata of the error status."""
+        return () if self.retry_after_s is None else (("retry-after", str(self.retry_after_s)),)
 
     def to_openai(self) -> dict[str, Any]:
         """The OpenAI error envelope: ``{"error": {message, type, param, code}}``."""
@@ -69,6 +78,7 @@ class Overloaded(ServiceError):
 
     kind = ErrorKind(429, grpc.StatusCode.RESOURCE_EXHAUSTED, "rate_limit_error")
     default_code = "overloaded"
+    retry_after_s = 1
 
 
 class Unavailable(ServiceError):

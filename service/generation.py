@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
-FinishReason = Literal["stop", "length", "cancelled"]
+from service.triton_contract import SAMPLING_DEFAULTS, FinishReason
+
+__all__ = ["Engine", "FinishReason", "GenerationChunk", "SamplingParams"]
 
 
 @dataclass(frozen=True)
@@ -14,9 +16,9 @@ class SamplingParams:
     """Per-request decoding parameters, already validated by the service."""
 
     max_tokens: int
-    temperature: float = 1.0  # 0 means greedy
-    top_p: float = 1.0
-    top_k: int = 0  # 0 means no top-k cut
+    temperature: float = SAMPLING_DEFAULTS.temperature  # 0 means greedy
+    top_p: float = SAMPLING_DEFAULTS.top_p
+    top_k: int = SAMPLING_DEFAULTS.top_k  # 0 means no top-k cut
     seed: int | None = None
     stop_token_ids: tuple[int, ...] = ()
     grammar: str | None = None  # llguidance grammar of the assistant turn (service.grammar)
@@ -30,6 +32,7 @@ class GenerationChunk:
     token_ids: list[int]
     finish_reason: FinishReason | None = None
     prompt_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens served from the model's prefix cache (final chunk)
 
 
 class Engine(Protocol):

@@ -206,13 +206,10 @@ class _Writer:
         return f"{_string(head)} {_json(arguments_schema(tool))} {_string('}')}"
 
     def after_open(self) -> str:
-        """The calls after the first opening. With one call per block and exactly one call
-        admitted, the closing is optional (the small Qwen models often end at the call's
-        ``}``; the parsers accept that). With several admitted, every block closes: ending at
-        ``}`` is how the 0.5B model skips its second call, and the closing tag gives it the
-        choice of another block (``scripts/eval_tools.py``, parallel categories). The loops
-        this invites (the same call again, places the question never named) are cut by
-        ``service.toolcalls.repeats``."""
+        """The calls after the first opening. With one call per block, the last block's
+        closing is optional: the small Qwen models often end at the call's ``}`` (the parsers
+        accept that), and forcing the closing tag pushes them into writing call after call
+        (distinct ones, which ``service.toolcalls.repeats`` does not cut)."""
         syntax = self._syntax
         close = self.literal(syntax.close)
         if syntax.separator:  # all calls in one block
@@ -227,7 +224,7 @@ class _Writer:
             for part in (close, _string(syntax.block_separator), self.literal(syntax.open))
             if part
         )
-        return f"call ({between} call)* {close}"
+        return f"call ({between} call)* ({close})?"
 
     def auto(self) -> dict[str, str]:
         """Rules of free text or calls. A call opening that is one added token (Qwen's
@@ -252,13 +249,16 @@ class _Writer:
 
     def text_lexeme(self) -> str:
         """Free text: never opens with a bare call (``{"name"``, whitespace allowed) where the
-        dialect reads bare calls, never holds a textual call opening."""
+        dialect reads bare calls, never holds a call opening spelled out in text (where the
+        opening is an added token, as Qwen's ``<tool_call>``, the token itself is the
+        ``opening`` rule and stays allowed; its spelling in plain text pieces would only leave
+        unparsed call markup in ``content``)."""
         text = r"/(.|\n)+/"
         syntax = self._syntax
         if syntax.bare or not syntax.open:
             text += r' & ~/\s*\{\s*"name"(.|\n)*/'
-        opening = syntax.open
-        if opening and not self._is_token(opening):
+        opening = syntax.open.strip()
+        if opening:
             text += rf" & ~/(.|\n)*{_regex(opening)}(.|\n)*/"
         return f"TEXT: {text}"
 

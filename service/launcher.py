@@ -31,6 +31,18 @@ logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _LOG_TAIL_LINES = 60
+# Triton dies with us (SIGTERM when this process goes, even by SIGKILL): a tiny exec wrapper sets
+# Linux's parent-death signal, which survives exec. (Not a preexec_fn: Python code between fork
+# and exec in a process running gRPC threads aborts the child.)
+_DIE_WITH_PARENT = [
+    sys.executable,
+    "-c",
+    "import ctypes, os, signal, sys\n"
+    "try:\n    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG\n"
+    "except (OSError, AttributeError):\n    pass\n"
+    "if os.getppid() != int(sys.argv[1]):\n    sys.exit(1)  # the parent died before prctl\n"
+    "os.execv(sys.argv[2], sys.argv[2:])",
+]
 EXIT_TIMEOUT_S = 5
 _TRITON_LEVEL = re.compile(r"^([IWE])\d{4} ")
 _PYTHON_LEVEL = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)\b")
@@ -67,6 +79,7 @@ class TritonLauncher:
         self.grpc_port = grpc_port or free_port()
         self.http_port = http_port or free_port()
         self._process: subprocess.Popen[str] | None = None
+        self._abort = threading.Event()
         self._workdir: Path | None = None
         self._reader: threading.Thread | None = None
         self._tail: collections.deque[str] = collections.deque(maxlen=_LOG_TAIL_LINES)
@@ -83,6 +96,7 @@ class TritonLauncher:
         """Launch Triton and block until every listed model is ready."""
         if self._process is not None:
             raise TritonLaunchError("this launcher is already running")
+        self._abort.clear()
         dist: Path | None = None
         if self.tritonserver is None:
             dist = triton_dist_dir()
@@ -95,6 +109,7 @@ class TritonLauncher:
         backends = _prepare_backends(dist, self._workdir) if dist is not None else None
         command = [str(binary), *self._arguments(backends)]
         logger.info("starting Triton: %s", " ".join(command))
+        command = [*_DIE_WITH_PARENT, str(os.getpid()), *command]
         self._process = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,
@@ -103,6 +118,8 @@ class TritonLauncher:
             env=_environment(dist),
             text=True,
             errors="replace",
+            # Its own process group, so its backend stubs can be killed with it.
+            start_new_session=True,
         )
         self._reader = threading.Thread(target=self._read_log, name="triton-log", daemon=True)
         self._reader.start()
@@ -113,8 +130,13 @@ class TritonLauncher:
             raise
         logger.info("Triton ready on %s with %s", self.grpc_url, ", ".join(self.models))
 
+    def abort(self) -> None:
+        """Make a ``start`` in progress (another thread) give up at once."""
+        self._abort.set()
+
     def stop(self, timeout_s: float = 30.0) -> None:
-        """SIGTERM, wait up to ``timeout_s``, then kill; remove the work directory."""
+        """SIGTERM, wait up to ``timeout_s``, then kill; kill what is left of its process group
+        (backend stubs of a Triton that died); remove the work directory."""
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -124,6 +146,8 @@ class TritonLauncher:
                 logger.warning("Triton did not stop in %.0f s; killing it", timeout_s)
                 process.kill()
                 process.wait()
+        if process is not None:
+            _kill_group(process.pid)
         if self._reader is not None:
             self._reader.join(5.0)
             self._reader = None
@@ -136,6 +160,11 @@ class TritonLauncher:
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status of a Triton that exited (None while it runs or before a start)."""
+        return None if self._process is None else self._process.poll()
 
     def log_tail(self) -> str:
         """The last lines Triton printed."""
@@ -188,6 +217,8 @@ class TritonLauncher:
                     f"Triton exited (code {code}) before {', '.join(pending)} became ready; "
                     f"last log lines:\n{self.log_tail()}"
                 )
+            if self._abort.is_set():
+                raise TritonLaunchError("the start was aborted (the service is stopping)")
             if time.monotonic() > deadline:
                 raise TritonLaunchError(
                     f"{', '.join(pending)} not ready after {timeout_s:.0f} s; "
@@ -217,6 +248,15 @@ class TritonLauncher:
             level = _line_level(line)
             if level >= self.log_level:
                 logger.log(level, "triton: %s", line)
+
+
+def _kill_group(pgid: int) -> None:
+    """SIGKILL every process left in Triton's process group (its group id is its pid)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return
+    logger.info("killed the processes left in Triton's process group %d", pgid)
 
 
 def free_port() -> int:

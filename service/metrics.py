@@ -32,6 +32,11 @@ TIME_TO_FIRST_TOKEN = Histogram(
     buckets=_LATENCY_BUCKETS,
 )
 PROMPT_TOKENS = Counter("fncall_prompt_tokens_total", "Prompt tokens processed.", ["model"])
+PROMPT_CACHED_TOKENS = Counter(
+    "fncall_prompt_cached_tokens_total",
+    "Prompt tokens served from the model's prefix cache (the rest of the prompt was computed).",
+    ["model"],
+)
 COMPLETION_TOKENS = Counter(
     "fncall_completion_tokens_total", "Completion tokens generated.", ["model"]
 )

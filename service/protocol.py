@@ -19,10 +19,17 @@ from pydantic_core import ErrorDetails
 
 from service.errors import InvalidRequest
 from service.generation import SamplingParams
+from service.triton_contract import SAMPLING_DEFAULTS
 
 logger = logging.getLogger(__name__)
 
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+# Limits enforced where values enter (both faces call ``parse_request``).
+MAX_JSON_DEPTH = 64  # nesting of the whole body, tool schemas included
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INT32_MAX = 2**31 - 1
+# Triton carries top_p as float32: a positive top_p below float32's range would arrive as 0.
+_MIN_TOP_P = 1e-30
 
 
 class _Model(BaseModel):
@@ -152,7 +159,7 @@ class ChatRequest(_Model):
     # Unset sampling fields take the model's recommended values, else OpenAI's defaults.
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=INT64_MIN, le=INT64_MAX)  # OpenAI's int64
     stop: str | list[str] | None = None
     n: int = Field(default=1, ge=1, le=8)
     user: str | None = None
@@ -160,7 +167,7 @@ class ChatRequest(_Model):
     stream_options: StreamOptions | None = None
     response_format: ResponseFormat | None = None
     # Extensions (not in OpenAI's API):
-    top_k: int | None = Field(default=None, ge=0)  # 0: no top-k cut
+    top_k: int | None = Field(default=None, ge=0, le=INT32_MAX)  # 0: no top-k cut
 
     @property
     def effective_tool_choice(self) -> str | NamedToolChoice:
@@ -188,19 +195,21 @@ class ChatRequest(_Model):
         grammar: str | None = None,
         grammar_prefill_tokens: int = 0,
     ) -> SamplingParams:
-        """Engine parameters for choice ``choice`` (seeds are ``seed + choice``); sampling
-        fields the request leaves out come from ``defaults`` (the model card's), then OpenAI's."""
+        """Engine parameters for choice ``choice`` (seeds are ``seed + choice`` modulo 2**63,
+        the engine's non-negative int64); sampling fields the request leaves out come from
+        ``defaults`` (the model card's), then OpenAI's."""
         defaults = defaults or {}
+        fallback = SAMPLING_DEFAULTS
 
         def pick(value: float | None, name: str, fallback: float) -> float:
             return value if value is not None else defaults.get(name, fallback)
 
         return SamplingParams(
             max_tokens=max_tokens,
-            temperature=float(pick(self.temperature, "temperature", 1.0)),
-            top_p=float(pick(self.top_p, "top_p", 1.0)),
-            top_k=int(pick(self.top_k, "top_k", 0)),
-            seed=None if self.seed is None else self.seed + choice,
+            temperature=float(pick(self.temperature, "temperature", fallback.temperature)),
+            top_p=max(float(pick(self.top_p, "top_p", fallback.top_p)), _MIN_TOP_P),
+            top_k=int(pick(self.top_k, "top_k", fallback.top_k)),
+            seed=None if self.seed is None else (self.seed + choice) % 2**63,
             stop_token_ids=tuple(stop_token_ids),
             grammar=grammar,
             grammar_prefill_tokens=grammar_prefill_tokens if grammar else 0,
@@ -211,6 +220,7 @@ def parse_request(body: Any) -> ChatRequest:
     """Validate a decoded JSON body; every client mistake is one ``InvalidRequest``."""
     if not isinstance(body, Mapping):
         raise InvalidRequest("The request body must be a JSON object.")
+    check_json_value(body)
     ignored = sorted(set(body) - set(ChatRequest.model_fields))
     if ignored:
         logger.debug("ignoring unknown request fields: %s", ", ".join(map(str, ignored)))
@@ -220,6 +230,54 @@ def parse_request(body: Any) -> ChatRequest:
         raise _invalid(exc, body) from None
     _check_request(request)
     return request
+
+
+def check_json_value(value: Any, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """``InvalidRequest`` naming the path of the first value nested deeper than ``max_depth``
+    or of a string that is not valid Unicode (a lone surrogate such as ``"\\ud800"``).
+
+    Iterative, so a hostile body cannot exhaust the stack of anything that walks it later
+    (validation, schema checks, templates)."""
+    stack: list[tuple[Any, int, _Path | None]] = [(value, 0, None)]
+    while stack:
+        item, depth, path = stack.pop()
+        if isinstance(item, str):
+            if not _is_unicode(item):
+                raise _field(_render(path), "the text is not valid Unicode (a lone surrogate).")
+            continue
+        if not isinstance(item, (Mapping, list)):
+            continue
+        if depth >= max_depth:
+            raise _field(_render(path), f"nested deeper than {max_depth} levels.")
+        if isinstance(item, Mapping):
+            for key, child in item.items():
+                if isinstance(key, str) and not _is_unicode(key):
+                    raise _field(_render(path), "a key is not valid Unicode (a lone surrogate).")
+                stack.append((child, depth + 1, (key, path)))
+        else:
+            stack.extend((child, depth + 1, (i, path)) for i, child in enumerate(item))
+
+
+_Path = tuple[Any, Any]  # (key, parent path): built in O(1) per value, rendered on error only
+
+
+def _render(path: _Path | None) -> str:
+    keys: list[Any] = []
+    while path is not None:
+        key, path = path
+        keys.append(key)
+    text = ""
+    for key in reversed(keys[-8:]):  # the field and a few levels in, not a 64-level path
+        text += f"[{key}]" if isinstance(key, int) else (f".{key}" if text else str(key))
+    return text or "body"
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _invalid(exc: ValidationError, body: Mapping[str, Any]) -> InvalidRequest:
@@ -286,10 +344,15 @@ def _check_tools(tools: Sequence[ToolDefinition]) -> None:
 
 
 def _check_schema(schema: dict[str, Any], param: str) -> None:
+    dialect = schema.get("$schema")
+    if dialect is not None and not isinstance(dialect, str):
+        raise _field(f"{param}.$schema", "must be a string (a JSON Schema dialect URI).")
     try:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as exc:
         raise _field(param, f"not a valid JSON Schema: {exc.message}.") from None
+    except jsonschema.exceptions.UnknownType as exc:
+        raise _field(param, f"not a valid JSON Schema: {exc}.") from None
 
 
 def _check_parameters(schema: dict[str, Any], param: str) -> None:

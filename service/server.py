@@ -13,9 +13,10 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import uvicorn
+from grpc_health.v1 import health_pb2
 
 from service.api.grpc import GrpcServer
 from service.api.rest import create_app
@@ -23,7 +24,7 @@ from service.auth import ApiKeys
 from service.chat import ChatService
 from service.config import Settings, load_settings
 from service.engine import TritonEngine
-from service.launcher import TritonLauncher, TritonLaunchError
+from service.launcher import TritonLauncher
 from service.lifecycle import Draining
 from service.logs import configure_logging
 from service.modelbuild.build import BuildOptions, build_model
@@ -31,6 +32,8 @@ from service.modelbuild.errors import BuildError
 from service.modelbuild.sources import DEFAULT_MODEL
 from service.modelcard import CARD_FILE
 from service.models import ModelRegistry
+from service.responses.store import ResponseStore
+from service.supervisor import TritonSupervisor
 
 logger = logging.getLogger(__name__)
 DEFAULT_TRITON_MODEL = "llm"
@@ -56,20 +59,23 @@ def ensure_default_model(settings: Settings) -> None:
     build_model(options, lambda message: logger.info("build-model: %s", message))
 
 
-async def _start_triton(launcher: TritonLauncher, timeout_s: float, stop: asyncio.Event) -> bool:
-    """Start the embedded Triton; on failure log why and ask the process to stop."""
-    try:
-        await asyncio.to_thread(launcher.start, timeout_s)
-    except TritonLaunchError:
-        logger.exception("the embedded Triton did not start")
-        stop.set()
-        return False
-    return True
+LIVENESS = "liveness"  # the gRPC health name of liveness ("" and the service: readiness)
+
+
+async def _watch_liveness(grpc_server: GrpcServer, alive: Callable[[], bool]) -> None:
+    """Keep the gRPC health name ``liveness`` in step with ``alive`` until cancelled."""
+    serving, not_serving = (
+        health_pb2.HealthCheckResponse.SERVING,
+        health_pb2.HealthCheckResponse.NOT_SERVING,
+    )
+    while True:
+        await grpc_server.health.set(LIVENESS, serving if alive() else not_serving)
+        await asyncio.sleep(1.0)
 
 
 async def serve(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT; returns the exit status."""
-    launcher = None
+    launcher = supervisor = None
     if settings.embedded:
         launcher = TritonLauncher(
             settings.repository,
@@ -77,6 +83,12 @@ async def serve(settings: Settings) -> int:
             log_level=settings.triton_log_level,
             tritonserver=settings.tritonserver,
         )
+        supervisor = TritonSupervisor(
+            launcher,
+            start_timeout_s=settings.triton_start_timeout_s,
+            recovery_timeout_s=settings.triton_recovery_timeout_s,
+        )
+    alive = supervisor.alive if supervisor is not None else (lambda: True)
     url = launcher.grpc_url if launcher is not None else str(settings.triton_url)
     engine = TritonEngine(url)
     draining = Draining()
@@ -87,7 +99,14 @@ async def serve(settings: Settings) -> int:
         default_max_tokens=settings.default_max_tokens,
     )
     app = create_app(
-        chat, api_keys, max_request_bytes=settings.max_request_bytes, draining=draining
+        chat,
+        api_keys,
+        max_request_bytes=settings.max_request_bytes,
+        draining=draining,
+        alive=alive,
+        responses_store=ResponseStore(
+            settings.responses_store_size, settings.responses_store_ttl_s
+        ),
     )
     rest = _Uvicorn(
         uvicorn.Config(
@@ -107,10 +126,13 @@ async def serve(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     rest_task = asyncio.create_task(rest.serve(), name="rest")
-    health_task = asyncio.create_task(grpc_server.watch_readiness(draining), name="grpc-health")
+    health_tasks = [
+        asyncio.create_task(grpc_server.watch_readiness(draining), name="grpc-health"),
+        asyncio.create_task(_watch_liveness(grpc_server, alive), name="grpc-liveness"),
+    ]
     triton = None
-    if launcher is not None:
-        triton = asyncio.create_task(_start_triton(launcher, settings.triton_start_timeout_s, stop))
+    if supervisor is not None:
+        triton = asyncio.create_task(supervisor.run(stop), name="triton-supervisor")
     logger.info(
         "serving REST on http://%s:%d and gRPC on %s:%d (Triton %s)",
         settings.host,
@@ -129,11 +151,14 @@ async def serve(settings: Settings) -> int:
         rest.should_exit = True
         await asyncio.gather(rest_task, grpc_server.server.stop(settings.shutdown_grace_s))
     finally:
-        health_task.cancel()
-        await asyncio.gather(health_task, return_exceptions=True)
+        for task in health_tasks:
+            task.cancel()
+        await asyncio.gather(*health_tasks, return_exceptions=True)
         await engine.close()
         if launcher is not None and triton is not None:
-            await asyncio.wait([triton])  # a start in progress finishes before the stop
+            stop.set()  # ends the supervisor
+            launcher.abort()  # a (re)start in progress gives up at once
+            await asyncio.wait([triton])
             await asyncio.to_thread(launcher.stop)
     triton_ok = triton is None or triton.result()
     return 0 if rest.started and triton_ok else 1

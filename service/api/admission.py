@@ -37,7 +37,7 @@ _SHUTTING_DOWN = "The server is shutting down."
 
 def error_response(err: ServiceError) -> JSONResponse:
     """The OpenAI error envelope with the error's HTTP status."""
-    return JSONResponse(err.to_openai(), status_code=err.kind.http_status)
+    return JSONResponse(err.to_openai(), status_code=err.kind.http_status, headers=err.headers())
 
 
 class RestAdmission:
@@ -233,7 +233,7 @@ async def _fail(context: grpc.aio.ServicerContext, outcome: Any, exc: BaseExcept
     else:
         raise exc
     outcome.status = err.kind.grpc_code.name
-    await context.abort(err.kind.grpc_code, err.message)
+    await context.abort(err.kind.grpc_code, err.message, trailing_metadata=err.trailers())
 
 
 def _metadata(context: grpc.aio.ServicerContext, key: str) -> str | None:

@@ -17,6 +17,7 @@ from service.api.grpc_convert import (
     models_to_proto,
     request_to_openai,
 )
+from service.api.grpc_decode import UndecodableRequests
 from service.api.proto.fncall.v1 import chat_pb2, chat_pb2_grpc
 from service.auth import ApiKeys
 from service.chat_types import ChatBackend
@@ -69,7 +70,7 @@ class GrpcServer:
         max_message_bytes: int,
     ) -> None:
         self.server = grpc.aio.server(
-            interceptors=[GrpcAdmission(SERVICE_NAME, api_keys, draining)],
+            interceptors=[GrpcAdmission(SERVICE_NAME, api_keys, draining), UndecodableRequests()],
             options=[
                 ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.max_send_message_length", max_message_bytes),

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from service.api.admission import (
@@ -27,10 +28,15 @@ from service.api.admission import (
     error_response,
     until_disconnect,
 )
+from service.api.faults import ServerFaults
+from service.api.responses_rest import responses_router
 from service.auth import ApiKeys
 from service.chat_types import ChatBackend, ChatCompletionChunk
 from service.errors import Internal, InvalidRequest, NotFound, ServiceError, Unavailable
 from service.lifecycle import Draining
+
+if TYPE_CHECKING:
+    from service.responses.store import ResponseStore
 
 logger = logging.getLogger(__name__)
 
@@ -44,14 +50,25 @@ async def _json_body(request: Request, limit: int) -> Any:
     )
     if declared.isdigit() and int(declared) > limit:
         raise too_large
-    body = await request.body()
+    try:
+        body = await request.body()
+    except ClientDisconnect:
+        raise ClientGone from None  # dropped mid-upload: 499, not a server fault
     if len(body) > limit:
         raise too_large
+    return parse_json(body)
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON value of a request body (whatever its Content-Type, see docs/api.md).
+    ``ValueError`` covers integer literals over Python's 4,300 digits, ``RecursionError``
+    nesting deeper than the parser's stack; both are the client's."""
     try:
         return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
+        problem = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise InvalidRequest(
-            f"We could not parse the JSON body of your request: {exc}", code="invalid_json"
+            f"We could not parse the JSON body of your request: {problem}", code="invalid_json"
         ) from None
 
 
@@ -107,10 +124,18 @@ class EventStream(StreamingResponse):
 
 
 def create_app(
-    chat: ChatBackend, api_keys: ApiKeys, *, max_request_bytes: int, draining: Draining
+    chat: ChatBackend,
+    api_keys: ApiKeys,
+    *,
+    max_request_bytes: int,
+    draining: Draining,
+    alive: Callable[[], bool] = lambda: True,
+    responses_store: ResponseStore | None = None,
 ) -> FastAPI:
-    """The FastAPI app: /v1/chat/completions, /v1/models, /health, /ready, /metrics."""
+    """The FastAPI app: /v1/chat/completions, /v1/responses, /v1/models, /health, /ready,
+    /metrics. ``alive`` is the liveness verdict (``TritonSupervisor.alive``)."""
     app = FastAPI(title="fncall", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(ServerFaults)  # added first: inside admission, which counts its 500s
     app.add_middleware(RestAdmission, api_keys=api_keys, draining=draining)
 
     @app.exception_handler(ServiceError)
@@ -129,11 +154,6 @@ def create_app(
         logger.info("client disconnected: request cancelled")
         return Response(status_code=CLIENT_CLOSED)
 
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, err: Exception) -> JSONResponse:
-        logger.exception("unhandled error")
-        return error_response(Internal("The server had an error processing your request."))
-
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
         body = await _json_body(request, max_request_bytes)
@@ -142,6 +162,12 @@ def create_app(
             return EventStream(_events(chunks))
         completion = await until_disconnect(request.receive, chat.create(body))
         return JSONResponse(completion.to_openai())
+
+    app.include_router(
+        responses_router(
+            chat, responses_store, lambda r: _json_body(r, max_request_bytes), EventStream
+        )
+    )
 
     @app.get("/v1/models")
     async def list_models() -> JSONResponse:
@@ -152,8 +178,10 @@ def create_app(
         return JSONResponse(chat.get_model(model_id).to_openai())
 
     @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    async def health() -> JSONResponse:
+        if not alive():
+            return error_response(Unavailable("Triton could not be restarted in time."))
+        return JSONResponse({"status": "ok"})
 
     @app.get("/ready")
     async def ready() -> JSONResponse:

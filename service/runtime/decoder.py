@@ -11,7 +11,8 @@ import numpy as np
 class KVDecoder(Protocol):
     """A decoder over a preallocated KV cache holding one slot per sequence.
 
-    A slot's cache grows as tokens are appended with :meth:`step` and is emptied by :meth:`reset`.
+    A slot's cache grows as tokens are appended with :meth:`step`, is emptied by :meth:`reset`
+    and cut back to a prefix by :meth:`truncate` (the keys/values of that prefix stay valid).
     Implementations decide how to batch rows internally (e.g. prefill rows and decode rows in
     separate graph runs); callers only see per-row logits.
     """
@@ -42,4 +43,17 @@ class KVDecoder(Protocol):
 
     def reset(self, slot: int) -> None:
         """Forget the sequence in ``slot`` (its length becomes 0)."""
+        ...
+
+    def truncate(self, slot: int, length: int) -> None:
+        """Keep only the first ``length`` cached tokens of ``slot`` (a prefix-cache hit)."""
+        ...
+
+    @property
+    def can_copy_prefix(self) -> bool:
+        """Whether :meth:`copy_prefix` is available (it is a host memory copy)."""
+        ...
+
+    def copy_prefix(self, source: int, slot: int, length: int) -> None:
+        """Make ``slot`` hold the first ``length`` cached tokens of ``source``."""
         ...

@@ -26,6 +26,7 @@ class LlmConfig:
     intra_op_threads: int = 0  # ONNX Runtime threads; 0: physical cores
     execution_provider: str = "auto"  # auto | cpu | cuda
     grammar_cache_size: int = 256  # compiled grammars kept (LRU, keyed by content)
+    prefix_cache: int = 1  # 1: reuse the KV of earlier prompts sharing a prefix; 0: off
 
     @classmethod
     def from_triton(cls, parameters: dict[str, Any]) -> LlmConfig:
@@ -53,6 +54,8 @@ class LlmConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"llm parameter {name} must be at least 1")
+        if self.prefix_cache not in (0, 1):
+            raise ValueError("llm parameter prefix_cache must be 0 (off) or 1 (on)")
         if self.max_total_kv_tokens < 0 or self.intra_op_threads < 0:
             raise ValueError("llm parameters max_total_kv_tokens and intra_op_threads must be >= 0")
         if self.execution_provider not in PROVIDERS:

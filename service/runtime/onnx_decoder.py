@@ -113,6 +113,27 @@ class OnnxDecoder:
     def reset(self, slot: int) -> None:
         self._lengths[slot] = 0
 
+    def truncate(self, slot: int, length: int) -> None:
+        if not 0 <= length <= self._lengths[slot]:
+            raise ValueError(f"slot {slot} holds {self._lengths[slot]} tokens, not {length}")
+        self._lengths[slot] = length
+
+    @property
+    def can_copy_prefix(self) -> bool:
+        return self._device == "cpu"
+
+    def copy_prefix(self, source: int, slot: int, length: int) -> None:
+        """A numpy copy of ``length`` positions of every layer's keys and values (CPU only)."""
+        if self._device != "cpu":
+            raise NotImplementedError("copy_prefix needs the KV cache in host memory")
+        if not 0 <= length <= self._lengths[source] or source == slot:
+            raise ValueError(f"cannot copy {length} tokens of slot {source} into slot {slot}")
+        for pair in self._cache:
+            for kv in pair:
+                assert isinstance(kv, np.ndarray)
+                kv[slot, :, :length] = kv[source, :, :length]
+        self._lengths[slot] = length
+
     def step(self, slots: Sequence[int], tokens: Sequence[Sequence[int]]) -> np.ndarray:
         self._check(slots, tokens)
         logits = np.empty((len(slots), self._vocab_size), dtype=np.float32)

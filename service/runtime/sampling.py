@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from service.triton_contract import SAMPLING_DEFAULTS
+
 # The nucleus is searched among this many best candidates first; a full sort only when their
 # probability mass is below top_p (exact either way).
 _NUCLEUS_CANDIDATES = 256
@@ -21,9 +23,9 @@ _NUCLEUS_CANDIDATES = 256
 class SamplingConfig:
     """How one row picks its next token."""
 
-    temperature: float = 1.0  # 0 means greedy
-    top_p: float = 1.0  # keep the smallest set of tokens whose probability reaches top_p
-    top_k: int = 0  # 0 means no cut
+    temperature: float = SAMPLING_DEFAULTS.temperature  # 0 means greedy
+    top_p: float = SAMPLING_DEFAULTS.top_p  # smallest set of tokens whose probability reaches it
+    top_k: int = SAMPLING_DEFAULTS.top_k  # 0 means no cut
 
     @property
     def greedy(self) -> bool:

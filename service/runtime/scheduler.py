@@ -10,32 +10,32 @@ shut down).
 
 from __future__ import annotations
 
-import heapq
 import logging
 import math
 import queue
 import threading
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import Literal, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from service.runtime.decoder import KVDecoder
+from service.runtime.prefix_cache import Placement, SlotContents
 from service.runtime.sampling import SamplingConfig, make_rng, sample
+from service.triton_contract import SAMPLING_DEFAULTS, ErrorKind, FinishReason, ModelError
 
 logger = logging.getLogger(__name__)
 
-FinishReason = Literal["stop", "length", "cancelled"]
-ErrorKind = Literal["invalid", "overloaded", "unavailable", "internal"]
-
 
 class RequestError(Exception):
-    """A per-request failure; ``str()`` is ``"<kind>: <message>"``, a prefix clients map."""
+    """A per-request failure: its kind and the request field at fault (``param``, the
+    OpenAI name), sent to the client as a structured :class:`ModelError`."""
 
-    def __init__(self, kind: ErrorKind, message: str) -> None:
+    def __init__(self, kind: ErrorKind, message: str, param: str | None = None) -> None:
         super().__init__(f"{kind}: {message}")
         self.kind = kind
+        self.model_error = ModelError(kind, message, param)
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,7 @@ class Output:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: RequestError | None = None
+    cached_tokens: int = 0  # prompt tokens served from the prefix cache (final output)
 
     @property
     def final(self) -> bool:
@@ -92,9 +93,9 @@ class Request:
     prompt_ids: list[int]
     max_tokens: int
     sink: ResponseSink
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
+    temperature: float = SAMPLING_DEFAULTS.temperature
+    top_p: float = SAMPLING_DEFAULTS.top_p
+    top_k: int = SAMPLING_DEFAULTS.top_k
     seed: int | None = None
     stop_token_ids: tuple[int, ...] = ()
     constraint: TokenConstraint | None = None  # masks the logits of every sampled token
@@ -108,6 +109,7 @@ class SchedulerConfig:
     max_total_kv_tokens: int = 0  # 0: num_slots * max_seq_len
     prefill_chunk: int = 512  # prompt tokens fed per sequence per step
     eos_token_ids: tuple[int, ...] = ()  # model-level stop ids, always honoured
+    prefix_cache: bool = True  # reuse the KV of earlier prompts that share a prefix
 
 
 @dataclass
@@ -122,6 +124,7 @@ class _Sequence:
     rng: np.random.Generator
     stop_ids: frozenset[int]
     fed: int = 0  # prompt tokens already in the cache
+    cached: int = 0  # of which served from the prefix cache
     generated: list[int] = field(default_factory=list)
     done: bool = False
 
@@ -142,8 +145,8 @@ class Scheduler:
         self._eos = frozenset(config.eos_token_ids)
         self._waiting: deque[Request] = deque()
         self._running: dict[int, _Sequence] = {}
-        self._free_slots = list(range(decoder.num_slots))  # a heap: lowest slot first keeps
-        # the running slots packed, so the decoder batches them in few contiguous runs
+        self._free_slots = set(range(decoder.num_slots))
+        self._contents = SlotContents(decoder.num_slots) if config.prefix_cache else None
         self._lock = threading.Condition()
         self._stopping = False
         self._outbox: queue.SimpleQueue[tuple[ResponseSink, Output] | None] = queue.SimpleQueue()
@@ -195,26 +198,27 @@ class Scheduler:
     def _validate(self, request: Request) -> None:
         prompt = len(request.prompt_ids)
         if prompt == 0:
-            raise RequestError("invalid", "the prompt is empty")
+            raise RequestError("invalid", "the prompt is empty", "messages")
         if prompt >= self._capacity:
             raise RequestError(
                 "invalid",
                 f"the prompt has {prompt} tokens; this model's context holds at most "
                 f"{self._capacity - 1} prompt tokens",
+                "messages",
             )
         vocab = self._decoder.vocab_size
         if min(request.prompt_ids) < 0 or max(request.prompt_ids) >= vocab:
-            raise RequestError("invalid", f"prompt token ids must lie in [0, {vocab})")
+            raise RequestError("invalid", f"prompt token ids must lie in [0, {vocab})", "messages")
         if request.max_tokens < 1:
-            raise RequestError("invalid", "max_tokens must be at least 1")
+            raise RequestError("invalid", "max_tokens must be at least 1", "max_tokens")
         if not request.temperature >= 0 or math.isinf(request.temperature):
-            raise RequestError("invalid", "temperature must be a finite number >= 0")
+            raise RequestError("invalid", "temperature must be a finite number >= 0", "temperature")
         if not 0 < request.top_p <= 1:
-            raise RequestError("invalid", "top_p must lie in (0, 1]")
+            raise RequestError("invalid", "top_p must lie in (0, 1]", "top_p")
         if request.top_k < 0:
-            raise RequestError("invalid", "top_k must be >= 0")
+            raise RequestError("invalid", "top_k must be >= 0", "top_k")
         if request.seed is not None and request.seed < 0:
-            raise RequestError("invalid", "seed must be >= 0")
+            raise RequestError("invalid", "seed must be >= 0", "seed")
 
     # -- decode thread -------------------------------------------------------------------------
 
@@ -263,18 +267,40 @@ class Scheduler:
                 if self._kv_reserved + budget > self._kv_budget and self._running:
                     return  # head of line waits for budget; an idle model always admits
                 self._waiting.popleft()
-            slot = heapq.heappop(self._free_slots)
+            placement = self._place(request.prompt_ids)
+            self._free_slots.discard(placement.slot)
             self._kv_reserved += budget
-            self._running[slot] = _Sequence(
+            self._running[placement.slot] = _Sequence(
                 request=request,
-                slot=slot,
+                slot=placement.slot,
                 budget=budget,
                 limit=limit,
                 sampling=SamplingConfig(request.temperature, request.top_p, request.top_k),
                 rng=make_rng(request.seed),
                 stop_ids=self._eos | frozenset(request.stop_token_ids),
+                fed=placement.reuse,
+                cached=placement.reuse,
             )
+
+    def _place(self, prompt: list[int]) -> Placement:
+        """A free slot for ``prompt``, holding as much of its beginning as the prefix cache has
+        (copied from a busy slot when that saves more); without the cache the lowest free slot,
+        which keeps running slots packed for the decoder's batched runs."""
+        contents = self._contents
+        if contents is None:
+            slot = min(self._free_slots)
             self._decoder.reset(slot)
+            return Placement(slot)
+        decoder = self._decoder
+        placement = contents.place(
+            prompt, self._free_slots, self._running, decoder.length, decoder.can_copy_prefix
+        )
+        if placement.source is not None:
+            decoder.copy_prefix(placement.source, placement.slot, placement.reuse)
+        else:
+            decoder.truncate(placement.slot, placement.reuse)
+        contents.record(placement.slot, prompt)
+        return placement
 
     def _step(self) -> None:
         """One batched decoder call for every running sequence, then sample and retire."""
@@ -312,9 +338,15 @@ class Scheduler:
                 self._advance(batch[row], int(token))
 
     def _next_input(self, seq: _Sequence) -> list[int]:
-        """The next prompt chunk while prefilling, else the last sampled token."""
+        """The next prompt chunk while prefilling, else the last sampled token. A chunk never
+        leaves one token behind: every prompt token of a longer prompt is then computed by the
+        decoder's multi-row kernels, so prefix-cache hits reproduce uncached results exactly."""
         if seq.prefilling:
-            chunk = seq.request.prompt_ids[seq.fed : seq.fed + self._config.prefill_chunk]
+            prompt = seq.request.prompt_ids
+            end = seq.fed + self._config.prefill_chunk
+            if len(prompt) - end == 1 and end - seq.fed > 1:
+                end -= 1
+            chunk = prompt[seq.fed : end]
             seq.fed += len(chunk)
             return chunk
         return [seq.generated[-1]]
@@ -349,19 +381,33 @@ class Scheduler:
         self._running.pop(seq.slot, None)
         self._kv_reserved -= seq.budget
         try:
-            self._decoder.reset(seq.slot)
+            self._keep(seq, output.error is None)
         except Exception:
-            logger.exception("resetting slot %d failed", seq.slot)
+            logger.exception("releasing slot %d failed", seq.slot)
         finally:
-            heapq.heappush(self._free_slots, seq.slot)
+            self._free_slots.add(seq.slot)
             final = Output(
                 output.token_ids,
                 output.finish_reason,
                 prompt_tokens=len(seq.request.prompt_ids),
                 completion_tokens=len(seq.generated),
                 error=output.error,
+                cached_tokens=seq.cached,
             )
             self._emit(seq.request.sink, final)
+
+    def _keep(self, seq: _Sequence, clean: bool) -> None:
+        """Record the prompt tokens a leaving sequence's slot holds for the prefix cache (not
+        its generated ones: see ``prefix_cache``), or empty the slot after a failure or
+        without the cache."""
+        contents = self._contents
+        if contents is None or not clean:
+            if contents is not None:
+                contents.forget(seq.slot)
+            self._decoder.reset(seq.slot)
+            return
+        held = self._decoder.length(seq.slot)
+        contents.record(seq.slot, seq.request.prompt_ids[:held])
 
     def _fail_all(self, error: RequestError) -> None:
         """Fail every queued and running request (shutdown or a crashed loop)."""

@@ -1,8 +1,15 @@
-"""Session fixtures for integration tests: built models and one shared Triton per model."""
+"""Session fixtures for integration tests: built models and one shared Triton per model.
+
+Two environment variables point the same tests elsewhere (scripts/gpu_check.sh uses them):
+``FNCALL_TEST_REPOSITORY``, where the built models are looked up (default: the in-tree
+``model_repository``), and ``FNCALL_TEST_DEVICE=gpu``, which stages every model as a
+``KIND_GPU`` instance on ONNX Runtime's CUDA provider.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +20,11 @@ from service.launcher import TritonLauncher
 from service.model_repository import stage_model
 from tests.integration.serving import ServiceProcess, running_service
 
-BUILT_REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
+BUILT_REPOSITORY = Path(
+    os.environ.get("FNCALL_TEST_REPOSITORY")
+    or Path(__file__).resolve().parents[2] / "model_repository"
+)
+DEVICE = os.environ.get("FNCALL_TEST_DEVICE", "cpu")
 QWEN = "qwen2.5-coder-0.5b-instruct"
 API_KEY = "test-key-7b1e"
 REQUEST_TIMEOUT_S = 180.0
@@ -31,6 +42,17 @@ def built_model(card_name: str) -> Path | None:
     return None
 
 
+def stage(artifacts: Path, repository: Path, name: str, parameters: dict[str, int]) -> Path:
+    """``stage_model`` on the test device (``gpu``: KIND_GPU, CUDA provider; else the
+    template's CPU instance)."""
+    if DEVICE == "gpu":
+        gpu = {**parameters, "execution_provider": "cuda"}
+        return stage_model(artifacts, repository, name, gpu, kind="KIND_GPU")
+    if DEVICE != "cpu":
+        raise pytest.UsageError(f"FNCALL_TEST_DEVICE={DEVICE!r}: expected cpu or gpu")
+    return stage_model(artifacts, repository, name, parameters)
+
+
 @pytest.fixture(scope="session")
 def smollm_artifacts() -> Path:
     artifacts = built_model(SMOLLM)
@@ -46,7 +68,7 @@ def smollm_artifacts() -> Path:
 def smollm_repository(smollm_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A repository holding the llm template over the SmolLM2 artifacts, with test bounds."""
     repository = tmp_path_factory.mktemp("triton-repository")
-    stage_model(smollm_artifacts, repository, SMOLLM_TRITON_NAME, SMOLLM_PARAMETERS)
+    stage(smollm_artifacts, repository, SMOLLM_TRITON_NAME, SMOLLM_PARAMETERS)
     return repository
 
 
@@ -67,7 +89,7 @@ def qwen_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServicePr
     if artifacts is None:
         pytest.skip(f"{QWEN} is not built: run `fncall build-model` (or `make models`)")
     workdir = tmp_path_factory.mktemp("qwen-service")
-    stage_model(artifacts, workdir / "repository", "llm", {"max_active_sequences": 4})
+    stage(artifacts, workdir / "repository", "llm", {"max_active_sequences": 4})
     with running_service(
         workdir / "repository", ["llm"], workdir, ["--api-key", API_KEY]
     ) as service:

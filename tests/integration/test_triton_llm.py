@@ -13,7 +13,9 @@ from service.engine import TritonEngine
 from service.errors import InvalidRequest, NotFound, Overloaded, Unavailable
 from service.generation import GenerationChunk, SamplingParams
 from service.launcher import TritonLauncher
+from service.modelcard import ModelCard
 from service.prompting.tokenizer import PromptTokenizer
+from service.runtime.onnx_decoder import OnnxDecoder
 from tests.integration.conftest import SMOLLM_PARAMETERS, SMOLLM_TRITON_NAME
 
 pytestmark = pytest.mark.integration
@@ -71,6 +73,48 @@ async def test_a_seed_reproduces_its_tokens(engine: TritonEngine) -> None:
     )
     assert first == again
     assert first != other
+
+
+async def _generate_counting_cache(
+    engine: TritonEngine, prompt: Sequence[int]
+) -> tuple[list[int], int]:
+    tokens: list[int] = []
+    cached = -1
+    async for chunk in engine.generate(MODEL, prompt, GREEDY):
+        tokens += chunk.token_ids
+        if chunk.finish_reason is not None:
+            cached = chunk.cached_tokens
+    return tokens, cached
+
+
+def _plain_greedy(artifacts: Path, prompt: list[int], steps: int, stops: set[int]) -> list[int]:
+    """Greedy tokens of a lone in-process decoder (no scheduler, no prefix cache)."""
+    decoder = OnnxDecoder(artifacts / "model.onnx", num_slots=1, max_seq_len=512)
+    tokens: list[int] = []
+    logits = decoder.step([0], [prompt])
+    while len(tokens) < steps:
+        token = int(logits[0].argmax())
+        if token in stops:
+            break
+        tokens.append(token)
+        logits = decoder.step([0], [[token]])
+    return tokens
+
+
+async def test_a_shared_prefix_is_served_from_the_prefix_cache_with_the_same_tokens(
+    engine: TritonEngine, smollm_artifacts: Path
+) -> None:
+    prefix = [1, 504, 3458, 314, *range(2000, 2120)]  # no other test sends these tokens
+    question = [*prefix, 2, 198, 1, 520, 9531, 198]
+    other = [*prefix, 28, 29, 30, 2, 198, 1, 520, 9531, 198]
+    cold, cold_cached = await _generate_counting_cache(engine, question)
+    warm, warm_cached = await _generate_counting_cache(engine, question)
+    assert (cold_cached, warm_cached) == (0, len(question) - 2)
+    assert warm == cold and cold
+    tokens, cached = await _generate_counting_cache(engine, other)
+    assert cached == len(prefix)
+    stops = set(ModelCard.load(smollm_artifacts).stop_token_ids)
+    assert tokens == _plain_greedy(smollm_artifacts, other, GREEDY.max_tokens, stops)
 
 
 async def test_a_grammar_shapes_its_answer_and_leaves_its_neighbours_alone(

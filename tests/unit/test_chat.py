@@ -89,7 +89,8 @@ class FakeEngine:
                 raise script.error
             if script.block:
                 await asyncio.Event().wait()
-            yield GenerationChunk(chunks[-1], script.finish, prompt_tokens)
+            cached = prompt_tokens // 2  # as if half the prompt came from the prefix cache
+            yield GenerationChunk(chunks[-1], script.finish, prompt_tokens, cached_tokens=cached)
             self.finished += 1
         except GeneratorExit:
             self.closed_early += 1
@@ -159,6 +160,7 @@ async def test_auto_call_becomes_tool_calls_with_usage(
         "prompt_tokens": len(prompt_ids),
         "completion_tokens": completion,
         "total_tokens": len(prompt_ids) + completion,
+        "prompt_tokens_details": {"cached_tokens": len(prompt_ids) // 2},
     }
     assert response["model"] == qwen.id and response["system_fingerprint"] == qwen.fingerprint
     assert response["object"] == "chat.completion" and response["id"].startswith("chatcmpl-")

@@ -204,3 +204,42 @@ async def test_cancelling_the_consumer_cancels_the_generation(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert (engine.aclose_calls, engine.closed_early, engine.finished) == (2, 2, 0)
+
+
+NAMED = {"type": "function", "function": {"name": "get_current_weather"}}
+
+
+async def test_forced_call_arguments_stream_while_generated(
+    qwen: ServedModel, qwen_tokenizer: Tokenizer
+) -> None:
+    answer = ' {"location": "San Francisco, CA", "unit": "celsius"}}\n</tool_call>'
+    script = Script(answer, step=1, block=True)  # blocks before its last token
+    service, engine = _service(qwen, qwen_tokenizer, script)
+    chunks = await service.stream(_body(qwen, tool_choice=NAMED, stream=True))
+    parts: list[Any] = []
+    async for chunk in chunks:
+        parts += chunk.choices[0].delta.tool_calls or []
+        if '"celsius"' in "".join(p.function.arguments or "" for p in parts):
+            break
+    await chunks.aclose()  # type: ignore[attr-defined]
+    head = parts[0]
+    assert (head.index, head.type, head.function.name) == (0, "function", "get_current_weather")
+    assert head.id.startswith("call_") and all(p.id is None for p in parts[1:])
+    streamed = "".join(p.function.arguments or "" for p in parts)
+    assert streamed.startswith('{"location":"San Francisco, CA","unit":"celsius"')
+    assert engine.finished == 0 and engine.closed_early == 1
+
+
+async def test_a_forced_call_cut_by_max_tokens_ends_with_length(
+    qwen: ServedModel, qwen_tokenizer: Tokenizer
+) -> None:
+    script = Script(' {"location": "San Fra', finish="length")
+    service, _ = _service(qwen, qwen_tokenizer, script)
+    body = _body(qwen, tool_choice=NAMED)
+    completion = await _create(service, body)
+    assert completion["choices"][0]["finish_reason"] == "length"
+    streamed = _accumulate(await _stream(service, {**body, "stream": True}))
+    (choice,) = streamed["choices"]
+    # Streamed: the partial call (as OpenAI streams it), never its text again as content.
+    assert choice["finish_reason"] == "length" and choice["message"]["content"] is None
+    assert choice["message"]["tool_calls"][0]["function"]["arguments"] == '{"location":"San Fra'

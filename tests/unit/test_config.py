@@ -31,3 +31,12 @@ def test_environment_then_flags() -> None:
 
 def test_api_keys_are_not_in_the_repr() -> None:
     assert "secret" not in repr(load_settings(["--api-key", "secret"], env={}))
+
+
+def test_responses_store_flags() -> None:
+    assert (Settings().responses_store_size, Settings().responses_store_ttl_s) == (1000, 3600.0)
+    env = {"FNCALL_RESPONSES_STORE_SIZE": "10", "FNCALL_RESPONSES_STORE_TTL": "60"}
+    settings = load_settings([], env)
+    assert (settings.responses_store_size, settings.responses_store_ttl_s) == (10, 60.0)
+    settings = load_settings(["--responses-store-size", "0", "--responses-store-ttl", "5"], env)
+    assert (settings.responses_store_size, settings.responses_store_ttl_s) == (0, 5.0)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from service.engine import map_model_error, request_inputs
+from service.engine import map_model_error, parse_chunk, request_inputs
 from service.errors import Internal, InvalidRequest, NotFound, Overloaded, Unavailable
 from service.generation import SamplingParams
+from service.triton_contract import ModelError
 
 
 def test_request_inputs_carry_only_the_given_options() -> None:
@@ -26,10 +28,14 @@ def test_request_inputs_carry_only_the_given_options() -> None:
 @pytest.mark.parametrize(
     ("message", "error_type"),
     [
-        ("overloaded: the queue is full (4 waiting requests)", Overloaded),
-        ("[request id: <id_unknown>] invalid: the prompt has 600 tokens", InvalidRequest),
-        ("unavailable: the model is shutting down", Unavailable),
-        ("internal: decoding failed: RuntimeError", Internal),
+        (ModelError("overloaded", "the queue is full").to_message(), Overloaded),
+        (
+            "[request id: <id_unknown>] " + ModelError("invalid", "long", "messages").to_message(),
+            InvalidRequest,
+        ),
+        (ModelError("unavailable", "the model is shutting down").to_message(), Unavailable),
+        (ModelError("internal", "decoding failed: RuntimeError").to_message(), Internal),
+        ("invalid: an unstructured message is not trusted", Internal),
         ("Request for unknown model: 'x' is not found", NotFound),
         ("something else entirely", Internal),
     ],
@@ -39,11 +45,36 @@ def test_model_errors_map_to_service_errors(message: str, error_type: type) -> N
     assert type(error) is error_type
 
 
-def test_invalid_requests_point_at_messages_and_keep_the_text() -> None:
-    error = map_model_error("invalid: the prompt has 600 tokens")
-    assert error.param == "messages"
+@pytest.mark.parametrize("param", ["messages", "seed", "top_k", "top_p", None])
+def test_invalid_requests_keep_their_field_and_text(param: str | None) -> None:
+    message = ModelError("invalid", "the prompt has 600 tokens", param).to_message()
+    error = map_model_error(f"[request id: 7] {message}")
+    assert error.param == param
     assert error.message == "the prompt has 600 tokens"
 
 
 def test_internal_errors_do_not_leak_details() -> None:
-    assert "RuntimeError" not in map_model_error("internal: decoding failed: RuntimeError").message
+    message = ModelError("internal", "decoding failed: RuntimeError").to_message()
+    assert "RuntimeError" not in map_model_error(message).message
+
+
+class _Result:
+    """A Triton stream result with the given output arrays (None: not in the response)."""
+
+    def __init__(self, **outputs: object) -> None:
+        self._outputs = outputs
+
+    def as_numpy(self, name: str) -> object:
+        return self._outputs.get(name)
+
+
+def test_parse_chunk_reads_cached_tokens_when_the_model_sends_them() -> None:
+    base = {
+        "token_ids": np.array([5, 6], dtype=np.int32),
+        "finish_reason": np.array([b"stop"], dtype=np.object_),
+        "prompt_tokens": np.array([40], dtype=np.int32),
+    }
+    cached = parse_chunk(_Result(**base, cached_tokens=np.array([39], dtype=np.int32)))
+    assert (cached.token_ids, cached.finish_reason, cached.prompt_tokens) == ([5, 6], "stop", 40)
+    assert cached.cached_tokens == 39
+    assert parse_chunk(_Result(**base)).cached_tokens == 0

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from service.model_repository import set_parameters, stage_model
+import pytest
+
+from service.model_repository import set_instance_kind, set_parameters, stage_model
 
 CONFIG = 'backend: "python"\nparameters: { key: "max_queue" value: { string_value: "64" } }\n'
 
@@ -28,3 +30,22 @@ def test_stage_model_links_artifacts_and_copies_the_template(tmp_path: Path) -> 
     assert 'key: "max_queue" value: { string_value: "1" }' in config
     assert not any(line.startswith("name:") for line in config.splitlines())
     assert "decoupled: true" in config
+
+
+def test_set_instance_kind_places_the_instance() -> None:
+    config = "instance_group [ { count: 1, kind: KIND_CPU } ]\n"
+    assert (
+        set_instance_kind(config, "KIND_GPU") == "instance_group [ { count: 1, kind: KIND_GPU } ]\n"
+    )
+    with pytest.raises(ValueError, match="KIND_TPU"):
+        set_instance_kind(config, "KIND_TPU")
+    with pytest.raises(ValueError, match="no instance_group"):
+        set_instance_kind('backend: "python"\n', "KIND_GPU")
+
+
+def test_stage_model_sets_the_instance_kind(tmp_path: Path) -> None:
+    artifacts = tmp_path / "built"
+    artifacts.mkdir()
+    model_dir = stage_model(artifacts, tmp_path / "repo", "gpu", {}, kind="KIND_GPU")
+    config = (model_dir / "config.pbtxt").read_text()
+    assert "kind: KIND_GPU" in config and "KIND_CPU" not in config

@@ -6,6 +6,7 @@ import copy
 import logging
 from typing import Any
 
+import numpy as np
 import pytest
 
 from service.errors import InvalidRequest
@@ -229,3 +230,53 @@ def test_response_formats_parse() -> None:
         _body(response_format={"type": "json_schema", "json_schema": {"name": "x"}})
     )
     assert nameless.response_format is not None and nameless.response_format.schema_dict == {}
+
+
+def _tool(parameters: Any) -> dict[str, Any]:
+    return {"type": "function", "function": {"name": "f", "parameters": parameters}}
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth):
+        value = {"k": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"seed": 2**63}, "seed"),
+        ({"seed": -(2**63) - 1}, "seed"),
+        ({"top_k": 2**31}, "top_k"),
+        ({"top_k": 2**32 + 1}, "top_k"),
+        ({"messages": [{"role": "user", "content": "a\ud800"}]}, "messages[0].content"),
+        ({"stop": ["\udfff"]}, "stop[0]"),
+        ({"tools": [_tool({"$schema": True})]}, "tools[0].function.parameters.$schema"),
+        ({"metadata": _nested(200)}, "metadata.k.k.k.k.k.k.k"),
+    ],
+)
+def test_values_out_of_range_name_their_field(fields: dict[str, Any], param: str) -> None:
+    assert _error(_body(**fields)).param == param
+
+
+def test_deep_tool_schemas_are_refused_iteratively() -> None:
+    schema: dict[str, Any] = {"type": "object"}
+    for _ in range(5000):  # far past the recursion limit of any recursive walk
+        schema = {"type": "object", "properties": {"a": schema}}
+    assert _error(_body(tools=[_tool(schema)])).param.startswith("tools[0].function")
+
+
+def test_seeds_cover_int64_and_wrap_per_choice() -> None:
+    request = parse_request(_body(seed=2**63 - 1, n=2))
+    seeds = [
+        request.to_sampling_params(max_tokens=1, stop_token_ids=[], choice=c).seed for c in (0, 1)
+    ]
+    assert seeds == [2**63 - 1, 0]
+    negative = parse_request(_body(seed=-1)).to_sampling_params(max_tokens=1, stop_token_ids=[])
+    assert negative.seed == 2**63 - 1
+
+
+def test_tiny_top_p_survives_float32() -> None:
+    params = parse_request(_body(top_p=1e-45)).to_sampling_params(max_tokens=1, stop_token_ids=[])
+    assert params.top_p > 0 and float(np.float32(params.top_p)) > 0

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from service import triton_contract as contract
 from service.modelcard import ModelCard
 from service.runtime.constraint import GrammarCompiler
 from service.runtime.llm_config import LlmConfig
@@ -24,14 +25,6 @@ from service.runtime.scheduler import Output, Request, RequestError, Scheduler, 
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_TOKENS = 256
-# TritonError codes by name: the stub binds pb_utils.TritonError only after importing this file.
-_ERROR_CODES = {
-    "invalid": "INVALID_ARG",
-    "overloaded": "UNAVAILABLE",
-    "unavailable": "UNAVAILABLE",
-    "internal": "INTERNAL",
-}
 _FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
 
 
@@ -59,8 +52,9 @@ class _Sink:
                 sender.send(flags=_FINAL)
             return
         if output.error is not None:
-            code = getattr(pb_utils.TritonError, _ERROR_CODES.get(output.error.kind, "INTERNAL"))
-            error = pb_utils.TritonError(str(output.error), code)
+            # Codes by name: the stub binds pb_utils.TritonError only after importing this file.
+            code = getattr(pb_utils.TritonError, contract.TRITON_CODES[output.error.kind])
+            error = pb_utils.TritonError(output.error.model_error.to_message(), code)
             response = pb_utils.InferenceResponse(error=error)
         else:
             response = pb_utils.InferenceResponse(output_tensors=_tensors(output))
@@ -76,20 +70,27 @@ class _Sink:
 def _tensors(output: Output) -> list[Any]:
     reason = (output.finish_reason or "").encode()
     return [
-        pb_utils.Tensor("token_ids", np.asarray(output.token_ids, dtype=np.int32)),
-        pb_utils.Tensor("finish_reason", np.array([reason], dtype=np.object_)),
-        pb_utils.Tensor("prompt_tokens", np.array([output.prompt_tokens], dtype=np.int32)),
-        pb_utils.Tensor("completion_tokens", np.array([output.completion_tokens], dtype=np.int32)),
+        pb_utils.Tensor(contract.TOKEN_IDS, np.asarray(output.token_ids, dtype=np.int32)),
+        pb_utils.Tensor(contract.FINISH_REASON, np.array([reason], dtype=np.object_)),
+        pb_utils.Tensor(contract.PROMPT_TOKENS, np.array([output.prompt_tokens], dtype=np.int32)),
+        pb_utils.Tensor(
+            contract.COMPLETION_TOKENS, np.array([output.completion_tokens], dtype=np.int32)
+        ),
+        pb_utils.Tensor(contract.CACHED_TOKENS, np.array([output.cached_tokens], dtype=np.int32)),
     ]
 
 
+def _input(request: Any, name: str) -> Any:
+    return pb_utils.get_input_tensor_by_name(request, name)
+
+
 def _scalar(request: Any, name: str, default: Any) -> Any:
-    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    tensor = _input(request, name)
     if tensor is None:
         return default
     values = tensor.as_numpy().reshape(-1)
     if values.size != 1:
-        raise RequestError("invalid", f"{name} must hold exactly one value")
+        raise RequestError("invalid", f"{name} must hold exactly one value", name)
     value = values[0]
     return value.item() if isinstance(value, np.generic) else value
 
@@ -97,24 +98,25 @@ def _scalar(request: Any, name: str, default: Any) -> Any:
 def _parse(request: Any, sink: _Sink, grammars: GrammarCompiler) -> Request:
     """The scheduler's view of one inference request (its grammar compiled here, on Triton's
     thread, so a cold compile never stalls the decode loop)."""
-    ids = pb_utils.get_input_tensor_by_name(request, "input_ids").as_numpy().reshape(-1).tolist()
-    grammar = _scalar(request, "grammar", b"")
+    ids = _input(request, contract.INPUT_IDS).as_numpy().reshape(-1).tolist()
+    grammar = _scalar(request, contract.GRAMMAR, b"")
     constraint = None
     if grammar:
-        prefill = int(_scalar(request, "grammar_prefill_tokens", 0))
+        prefill = int(_scalar(request, contract.GRAMMAR_PREFILL_TOKENS, 0))
         if not 0 <= prefill < len(ids):
             raise RequestError("invalid", "grammar_prefill_tokens must lie in [0, prompt length)")
         text = grammar.decode() if isinstance(grammar, bytes) else str(grammar)
         constraint = grammars.constraint(text, ids[len(ids) - prefill :] if prefill else [])
-    stop = pb_utils.get_input_tensor_by_name(request, "stop_token_ids")
-    seed = _scalar(request, "seed", None)
+    stop = _input(request, contract.STOP_TOKEN_IDS)
+    seed = _scalar(request, contract.SEED, None)
+    defaults = contract.SAMPLING_DEFAULTS
     return Request(
         prompt_ids=ids,
-        max_tokens=int(_scalar(request, "max_tokens", DEFAULT_MAX_TOKENS)),
+        max_tokens=int(_scalar(request, contract.MAX_TOKENS, defaults.max_tokens)),
         sink=sink,
-        temperature=float(_scalar(request, "temperature", 1.0)),
-        top_p=float(_scalar(request, "top_p", 1.0)),
-        top_k=int(_scalar(request, "top_k", 0)),
+        temperature=float(_scalar(request, contract.TEMPERATURE, defaults.temperature)),
+        top_p=float(_scalar(request, contract.TOP_P, defaults.top_p)),
+        top_k=int(_scalar(request, contract.TOP_K, defaults.top_k)),
         seed=None if seed is None else int(seed),
         stop_token_ids=() if stop is None else tuple(int(t) for t in stop.as_numpy().reshape(-1)),
         constraint=constraint,
@@ -148,6 +150,7 @@ class TritonPythonModel:
                 max_total_kv_tokens=config.max_total_kv_tokens,
                 prefill_chunk=config.prefill_chunk,
                 eos_token_ids=tuple(card.stop_token_ids),
+                prefix_cache=bool(config.prefix_cache),
             ),
         )
         logger.info("model %s ready: %s (%s)", args["model_name"], card.name, config)

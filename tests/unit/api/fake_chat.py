@@ -37,7 +37,12 @@ COMPLETION = {
             "logprobs": None,
         }
     ],
-    "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+    "usage": {
+        "prompt_tokens": 3,
+        "completion_tokens": 2,
+        "total_tokens": 5,
+        "prompt_tokens_details": {"cached_tokens": 1},
+    },
     "system_fingerprint": "fp",
 }
 
@@ -58,7 +63,7 @@ CHUNKS = [
     _chunk([_choice({"tool_calls": [{**CALL_HEAD, "function": {"name": "w", "arguments": ""}}]})]),
     _chunk([_choice({"tool_calls": [{"index": 0, "function": {"arguments": '{"city": "P"}'}}]})]),
     _chunk([_choice({}, "tool_calls")]),
-    _chunk([], usage={"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}),
+    _chunk([], usage=COMPLETION["usage"]),
 ]
 
 

@@ -81,6 +81,8 @@ async def test_server_errors(stack: Stack, error: Exception, code: grpc.StatusCo
         await stack.stub.Create(REQUEST, metadata=AUTH)
     assert err.value.code() == code
     assert "secret internals" not in (err.value.details() or "")
+    retry = [value for key, value in err.value.trailing_metadata() or () if key == "retry-after"]
+    assert retry == (["1"] if isinstance(error, Overloaded) else [])
 
 
 async def test_unauthenticated(stack: Stack) -> None:
@@ -221,3 +223,27 @@ async def test_reflection_lists_the_services(stack: Stack) -> None:
         names = {s.name for s in reply.list_services_response.service}
         break
     assert {SERVICE_NAME, "grpc.health.v1.Health"} <= names
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        REQUEST.SerializeToString()[:-3],  # truncated
+        b"\x0a\x02\xff\xfe",  # field 1 (model): invalid UTF-8
+        b"\x12" * 200,  # a message nested past protobuf's limit
+    ],
+)
+@pytest.mark.parametrize("method", ["Create", "CreateStream"])
+async def test_undecodable_requests_are_invalid_argument(
+    stack: Stack, payload: bytes, method: str
+) -> None:
+    raw = stack.channel.unary_unary if method == "Create" else stack.channel.unary_stream
+    call = raw(f"/{SERVICE_NAME}/{method}")(payload, metadata=AUTH)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        if method == "Create":
+            await call
+        else:
+            async for _ in call:  # type: ignore[attr-defined]
+                pass
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert stack.chat.bodies == []

@@ -17,11 +17,16 @@ from service.lifecycle import Draining
 from tests.unit.api.fake_chat import CHUNKS, COMPLETION, FakeChat
 
 
-def _client(chat: FakeChat, keys: tuple[str, ...] = (), draining: Draining | None = None):  # type: ignore[no-untyped-def]
+def _client(  # type: ignore[no-untyped-def]
+    chat: FakeChat,
+    keys: tuple[str, ...] = (),
+    draining: Draining | None = None,
+    limit: int = 1024,
+):
     app = create_app(
         chat,  # type: ignore[arg-type]
         ApiKeys(keys),
-        max_request_bytes=1024,
+        max_request_bytes=limit,
         draining=draining or Draining(),
     )
     return httpx.AsyncClient(
@@ -269,3 +274,50 @@ async def test_a_disconnect_cancels_the_generation(stream: bool) -> None:
 def _rest_count(status: str) -> float:
     value = REGISTRY.get_sample_value("fncall_requests_total", {"face": "rest", "status": status})
     return value or 0.0
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b'{"model": "m", "seed": 1' + b"0" * 5000 + b"}", "digits"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    ],
+)
+async def test_hostile_json_is_400(content: bytes, problem: str) -> None:
+    async with _client(FakeChat(), limit=1 << 20) as client:
+        response = await client.post("/v1/chat/completions", content=content)
+    error = _assert_envelope(response, 400, "invalid_request_error")
+    assert error["code"] == "invalid_json" and problem in error["message"]
+
+
+async def test_any_content_type_is_read_as_json() -> None:
+    async with _client(FakeChat()) as client:
+        response = await client.post(
+            "/v1/chat/completions",
+            content=b'{"model": "m", "messages": []}',
+            headers={"content-type": "text/plain"},
+        )
+    assert response.status_code == 200
+
+
+async def test_overload_says_when_to_retry() -> None:
+    chat = FakeChat()
+    chat.error = Overloaded("queue full")
+    async with _client(chat) as client:
+        response = await client.post("/v1/chat/completions", json={"model": "m", "messages": []})
+    _assert_envelope(response, 429, "rate_limit_error")
+    assert response.headers["retry-after"] == "1"
+
+
+async def test_health_follows_liveness() -> None:
+    app = create_app(
+        FakeChat(),  # type: ignore[arg-type]
+        ApiKeys(()),
+        max_request_bytes=1024,
+        draining=Draining(),
+        alive=lambda: False,
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/health")
+    _assert_envelope(response, 503, "service_unavailable_error")

@@ -173,3 +173,27 @@ def test_one_token_prompt_joins_a_decode_batch(tiny: Any) -> None:
         ]
     assert np.abs(out - np.stack(expected)).max() < TINY_TOLERANCE
     assert (decoder.length(0), decoder.length(1)) == (len(PROMPTS[0]) + 1, 1)
+
+
+@pytest.mark.reference
+def test_truncated_and_copied_prefixes_continue_like_a_fresh_prompt(tiny: Any) -> None:
+    """Prefix-cache moves: a slot cut back to a prefix, and a prefix copied into another slot,
+    then fed the rest, give the logits of prefilling the whole prompt."""
+    model_path, _ = tiny
+    decoder = OnnxDecoder(model_path, num_slots=3, max_seq_len=64)
+    lone = OnnxDecoder(model_path, num_slots=1, max_seq_len=64)
+    prompt = PROMPTS[2]
+    other = [*prompt[:12], 99, 98, 97]
+    decoder.step([0], [prompt])
+    decoder.step([0], [[5]])  # a generated token, then a new prompt sharing 12 tokens
+    assert decoder.can_copy_prefix
+    decoder.copy_prefix(0, 2, 12)
+    decoder.truncate(0, 12)
+    assert (decoder.length(0), decoder.length(2)) == (12, 12)
+    out = decoder.step([0, 2], [other[12:], other[12:]])
+    expected = lone.step([0], [other])[0]
+    assert np.abs(out - expected).max() < 1e-5
+    with pytest.raises(ValueError):
+        decoder.truncate(1, 3)
+    with pytest.raises(ValueError):
+        decoder.copy_prefix(0, 0, 4)

@@ -23,12 +23,16 @@ WAIT_S = 5.0
 
 
 class FakeDecoder:
-    """Next token is always ``last token + 1`` (mod VOCAB); records every step."""
+    """Next token is ``last token + 1`` (mod VOCAB), or with ``whole_context`` a function of
+    every cached token of the slot (so reusing the wrong cached prefix changes the answer);
+    records every step and keeps each slot's cached token ids."""
 
     def __init__(self, num_slots: int = 4, max_seq_len: int = 64) -> None:
         self._num_slots = num_slots
         self._max_seq_len = max_seq_len
-        self._lengths = [0] * num_slots
+        self.contents: list[list[int]] = [[] for _ in range(num_slots)]
+        self.whole_context = False
+        self.copies: list[tuple[int, int, int]] = []  # (source, slot, length)
         self.calls: list[dict[int, int]] = []  # slot -> tokens appended, per step
         self.resets: list[int] = []
         self.gate = threading.Event()
@@ -49,7 +53,7 @@ class FakeDecoder:
         return VOCAB
 
     def length(self, slot: int) -> int:
-        return self._lengths[slot]
+        return len(self.contents[slot])
 
     def step(self, slots: Sequence[int], tokens: Sequence[Sequence[int]]) -> np.ndarray:
         assert self.gate.wait(WAIT_S)
@@ -60,14 +64,32 @@ class FakeDecoder:
         self.calls.append({slot: len(toks) for slot, toks in zip(slots, tokens, strict=True)})
         logits = np.zeros((len(slots), VOCAB), dtype=np.float32)
         for row, (slot, toks) in enumerate(zip(slots, tokens, strict=True)):
-            assert self._lengths[slot] + len(toks) <= self._max_seq_len
-            self._lengths[slot] += len(toks)
-            logits[row, (toks[-1] + 1) % VOCAB] = 10.0
+            assert len(self.contents[slot]) + len(toks) <= self._max_seq_len
+            self.contents[slot].extend(toks)
+            context = self.contents[slot]
+            if self.whole_context:
+                token = sum((i + 1) * t for i, t in enumerate(context)) % VOCAB
+            else:
+                token = (toks[-1] + 1) % VOCAB
+            logits[row, token] = 10.0
         return logits
 
     def reset(self, slot: int) -> None:
-        self._lengths[slot] = 0
+        self.contents[slot] = []
         self.resets.append(slot)
+
+    def truncate(self, slot: int, length: int) -> None:
+        assert length <= len(self.contents[slot])
+        del self.contents[slot][length:]
+
+    @property
+    def can_copy_prefix(self) -> bool:
+        return True
+
+    def copy_prefix(self, source: int, slot: int, length: int) -> None:
+        assert source != slot and length <= len(self.contents[source])
+        self.contents[slot] = self.contents[source][:length]
+        self.copies.append((source, slot, length))
 
 
 class Sink:
@@ -177,9 +199,17 @@ def test_long_prompts_are_prefilled_in_chunks(make_scheduler, decoder) -> None:
     assert sink.tokens == [10, 11]
 
 
+def test_prefill_chunks_never_leave_a_one_token_tail(make_scheduler, decoder) -> None:
+    scheduler = make_scheduler(prefill_chunk=4)
+    request, sink = _request(list(range(9)), max_tokens=1)
+    scheduler.submit(request)
+    sink.wait()
+    assert [next(iter(call.values())) for call in decoder.calls] == [4, 3, 2]
+
+
 def test_cancelled_request_leaves_at_once_and_frees_its_slot(make_scheduler, decoder) -> None:
     decoder.delay_s = 0.002
-    scheduler = make_scheduler()
+    scheduler = make_scheduler(prefix_cache=False)
     request, sink = _request([1], max_tokens=60)
     scheduler.submit(request)
     _until(lambda: len(sink.outputs) >= 2)
@@ -267,7 +297,8 @@ def test_invalid_requests_get_one_clear_error(make_scheduler, prompt, params, ne
     fields = {"max_tokens": 3, **params}
     scheduler.submit(Request(prompt_ids=prompt, sink=sink, **fields))  # type: ignore[arg-type]
     error = sink.wait().error
-    assert error is not None and str(error).startswith("invalid: ") and needle in str(error)
+    assert error is not None and error.kind == "invalid" and needle in str(error)
+    assert error.model_error.param == ((params and next(iter(params))) or "messages")
     assert len(sink.outputs) == 1
     ok, ok_sink = _request([1], max_tokens=2)
     scheduler.submit(ok)
