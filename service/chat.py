@@ -5,6 +5,10 @@ engine's tokens are detokenized per choice, and at the end the dialect's whole-t
 the text into ``content`` and ``tool_calls``. A streamed choice also reports, as it goes, the
 content that can no longer be part of a call (``service.toolcalls.holdback``), and the rest of
 its answer after the parse; a completion is built from the parse alone.
+
+Agent loops: a choice whose calls were all answered earlier in the conversation is decoded
+again with calls off (``tool_choice: none``), and generation stops at the first call the parser
+would drop (``service.toolcalls.repeats``); docs/api.md, "Agent loops".
 """
 
 from __future__ import annotations
@@ -45,9 +49,11 @@ from service.grammar_check import check_request_grammar
 from service.models import ModelRegistry, ServedModel
 from service.prompting.chat_prompt import ChatPrompt, build_prompt
 from service.protocol import ChatRequest, parse_request
+from service.toolcalls import ToolCallParser
 from service.toolcalls.base import new_call_id
 from service.toolcalls.call_stream import CallStream
 from service.toolcalls.holdback import HoldBack
+from service.toolcalls.repeats import RepeatGuard
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -92,6 +98,8 @@ class _Generation:
     first_token_at: float | None = None
     message: AssistantMessage | None = None
     finish_reason: FinishReason | None = None
+    answered_only: bool = False  # its calls were all answered earlier in the conversation
+    spent_tokens: int = 0  # tokens of an earlier, discarded decode of this choice
     cached_tokens: int = 0  # prompt tokens served from the model's prefix cache
 
 
@@ -179,7 +187,9 @@ class ChatService:
         return await asyncio.get_running_loop().run_in_executor(self._workers, function, *args)
 
     def _plan(self, body: Mapping[str, Any]) -> _Plan:
-        request = parse_request(body)
+        return self._plan_request(parse_request(body))
+
+    def _plan_request(self, request: ChatRequest) -> _Plan:
         model = self._models.get(request.model)
         prompt = build_prompt(model, request)
         grammar = request_grammar(request, model.dialect.syntax, model.tokenizer)
@@ -218,7 +228,25 @@ class ChatService:
 
     async def _generate(self, plan: _Plan, generation: _Generation, sink: _Sink | None) -> None:
         """Generate one choice to its parsed answer; stop strings close the stream early.
-        With a ``sink``, report its start, its content as it settles, then the rest."""
+        With a ``sink``, report its start, its content as it settles, then the rest. A choice
+        that only repeated answered calls is decoded again without tools (its text held back
+        until the end when streamed)."""
+        await self._decode(plan, generation, sink)
+        _parse(plan, generation)
+        if generation.answered_only:
+            logger.debug("choice %d repeated answered calls: decoding again", generation.index)
+            plain = self._plan_request(plan.request.model_copy(update={"tool_choice": "none"}))
+            generation.spent_tokens += generation.text.token_count
+            generation.text = TextAccumulator(plan.model.tokenizer, plan.request.stop_strings)
+            generation.engine_finish = None
+            await self._decode(plain, generation, None)
+            _parse(plain, generation)
+        if sink is not None:
+            _report_rest(plan, generation, sink)
+
+    async def _decode(self, plan: _Plan, generation: _Generation, sink: _Sink | None) -> None:
+        """Stream the engine's tokens into ``generation`` until it ends, a stop string, or a
+        call the parser would drop (a repeat: ``RepeatGuard``)."""
         params = plan.request.to_sampling_params(
             max_tokens=plan.max_tokens,
             stop_token_ids=plan.model.card.stop_token_ids,
@@ -228,6 +256,9 @@ class ChatService:
             grammar_prefill_tokens=plan.prompt.prefill_tokens,
         )
         stream = self._engine.generate(plan.model.triton_model, plan.prompt.ids, params)
+        # The guard's parser keeps answered calls: an answer may go on to new calls after one.
+        guard = RepeatGuard(_parser(plan, drop_answered=False)) if plan.prompt.tool_names else None
+        repeated = False
         try:
             async for chunk in stream:
                 first = generation.first_token_at is None
@@ -236,17 +267,16 @@ class ChatService:
                     if first:
                         sink(_Event(generation.index))
                     _report_content(plan, generation, sink)
-                if generation.text.stopped:
+                if guard is not None:
+                    repeated = guard.repeated(plan.prompt.prefill + generation.text.text)
+                if generation.text.stopped or repeated:
                     break
         finally:
             await _close(stream)
         generation.text.finish()
-        if generation.text.stopped:
+        if generation.text.stopped or repeated:
             generation.engine_finish = "stop"
         _check_finished(generation)
-        _parse(plan, generation)
-        if sink is not None:
-            _report_rest(plan, generation, sink)
 
     def _chunks(
         self,
@@ -300,7 +330,7 @@ class ChatService:
     def _record(self, plan: _Plan, generations: list[_Generation]) -> Usage:
         """Record the answer's metrics; its usage."""
         model, prompt_tokens = plan.model, len(plan.prompt.ids)
-        completion_tokens = sum(g.text.token_count for g in generations)
+        completion_tokens = sum(g.text.token_count + g.spent_tokens for g in generations)
         first = [g.first_token_at for g in generations if g.first_token_at is not None]
         if first:
             metrics.TIME_TO_FIRST_TOKEN.observe(min(first) - plan.started)
@@ -342,12 +372,8 @@ def _parse(plan: _Plan, generation: _Generation) -> None:
         generation.message = AssistantMessage(content=text or None)
         generation.finish_reason = reason
         return
-    parser = plan.model.dialect(
-        plan.prompt.tool_names,
-        parallel=plan.request.parallel_tool_calls,
-        check_arguments=plan.check,
-    )
-    parsed = parser.parse(text)
+    parsed = _parser(plan).parse(text)
+    generation.answered_only = parsed.answered_only
     calls = [
         ToolCall(id=call.id, function=FunctionCall(name=call.name, arguments=call.arguments))
         for call in parsed.tool_calls
@@ -355,6 +381,20 @@ def _parse(plan: _Plan, generation: _Generation) -> None:
     generation.message = AssistantMessage(content=parsed.content, tool_calls=calls or None)
     # A cut-off answer says so ("length"), even when calls before the cut were parsed.
     generation.finish_reason = "tool_calls" if calls and reason != "length" else reason
+
+
+def _parser(plan: _Plan, *, drop_answered: bool = True) -> ToolCallParser:
+    """The dialect parser of ``plan``. Under ``auto`` it drops calls answered in the
+    conversation (``required`` and named choices must call, so they keep them)."""
+    prompt = plan.prompt
+    auto = drop_answered and plan.request.effective_tool_choice == "auto"
+    return plan.model.dialect(
+        prompt.tool_names,
+        parallel=plan.request.parallel_tool_calls,
+        check_arguments=plan.check,
+        answered=prompt.answered if auto else frozenset(),
+        context=prompt.context,
+    )
 
 
 def _report_content(plan: _Plan, generation: _Generation, sink: _Sink) -> None:

@@ -13,8 +13,11 @@ those tokens to the matcher first). Per ``tool_choice``:
 - ``none`` / no tools: only ``response_format`` (``json_object`` / ``json_schema``) constrains.
 
 Every call's arguments follow its tool's schema, whatever ``strict`` says (``strict`` asks for
-exactly this). JSON is written the way the models write it (``", "`` and ``": "``, no other
-whitespace), so the model is never pushed off its own style and cannot loop on whitespace.
+exactly this), read as OpenAI's strict mode reads it: an object schema that declares
+``properties`` and says nothing of ``additionalProperties`` admits no other properties
+(``strict_schema``); a schema that allows them explicitly keeps that. JSON is written the way
+the models write it (``", "`` and ``": "``, no other whitespace), so the model is never pushed
+off its own style and cannot loop on whitespace.
 Schema keywords llguidance cannot enforce are a 400 naming the keyword, never a silent drop.
 """
 
@@ -100,9 +103,39 @@ def arguments_check(request: ChatRequest) -> ArgumentsCheck:
 
 
 def arguments_schema(tool: ToolDefinition) -> dict[str, Any]:
-    """The JSON schema a call's arguments must match."""
+    """The JSON schema a call's arguments must match (strict: see ``strict_schema``)."""
     parameters = tool.function.parameters
-    return NO_PARAMETERS if parameters is None else parameters
+    return NO_PARAMETERS if parameters is None else strict_schema(parameters)
+
+
+# Keywords whose values are schemas, or lists / maps of schemas.
+_SUBSCHEMA = ("items", "additionalProperties", "not", "contains", "if", "then", "else")
+_SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SUBSCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties")
+# Keywords that already say which other properties an object takes.
+_OPEN_KEYWORDS = ("additionalProperties", "patternProperties", "unevaluatedProperties")
+
+
+def strict_schema(schema: Any) -> Any:
+    """``schema`` with ``additionalProperties: false`` on every object schema that declares
+    ``properties`` and none of ``additionalProperties`` / ``patternProperties`` /
+    ``unevaluatedProperties`` (the model otherwise invents fields, e.g. copies ``required``
+    into the arguments). Schemas without ``properties`` stay free-form objects."""
+    if not isinstance(schema, dict):
+        return schema
+    out = dict(schema)
+    for key in _SUBSCHEMA:
+        if key in out:
+            out[key] = strict_schema(out[key])
+    for key in _SUBSCHEMA_LISTS:
+        if isinstance(out.get(key), list):
+            out[key] = [strict_schema(item) for item in out[key]]
+    for key in _SUBSCHEMA_MAPS:
+        if isinstance(out.get(key), dict):
+            out[key] = {name: strict_schema(item) for name, item in out[key].items()}
+    if isinstance(out.get("properties"), dict) and not any(k in out for k in _OPEN_KEYWORDS):
+        out["additionalProperties"] = False
+    return out
 
 
 def _check_schema(schema: Mapping[str, Any], param: str) -> None:
@@ -175,7 +208,8 @@ class _Writer:
     def after_open(self) -> str:
         """The calls after the first opening. With one call per block, the last block's
         closing is optional: the small Qwen models often end at the call's ``}`` (the parsers
-        accept that), and forcing the closing tag pushes them into writing call after call."""
+        accept that), and forcing the closing tag pushes them into writing call after call
+        (distinct ones, which ``service.toolcalls.repeats`` does not cut)."""
         syntax = self._syntax
         close = self.literal(syntax.close)
         if syntax.separator:  # all calls in one block
@@ -195,8 +229,9 @@ class _Writer:
     def auto(self) -> dict[str, str]:
         """Rules of free text or calls. A call opening that is one added token (Qwen's
         ``<tool_call>``) cannot occur in text; a textual opening ends the text lazily (at its
-        first occurrence); calls without an opening, or Hermes' bare ones, make up the whole
-        answer."""
+        first occurrence); calls without an opening, or Hermes' bare ones (one a line), make up
+        the whole answer. Bare lines are how the 0.5B model writes several calls in ``auto``,
+        and also how it loops; ``service.toolcalls.repeats`` cuts the loops."""
         syntax = self._syntax
         if not syntax.open:
             return {"start": "TEXT | calls"}
@@ -207,19 +242,23 @@ class _Writer:
                 "opened": f"opening {self.after_open()}",
                 "opening[lazy]": opening,
             }
-        bare = ' | call ("\\n" call)*' if syntax.bare and not self._one else ""
-        bare = " | call" if syntax.bare and self._one else bare
+        bare = ""
+        if syntax.bare:
+            bare = " | call" if self._one else ' | call ("\\n" call)*'
         return {"start": f"TEXT | TEXT? calls{bare}"}
 
     def text_lexeme(self) -> str:
         """Free text: never opens with a bare call (``{"name"``, whitespace allowed) where the
-        dialect reads bare calls, never holds a textual call opening."""
+        dialect reads bare calls, never holds a call opening spelled out in text (where the
+        opening is an added token, as Qwen's ``<tool_call>``, the token itself is the
+        ``opening`` rule and stays allowed; its spelling in plain text pieces would only leave
+        unparsed call markup in ``content``)."""
         text = r"/(.|\n)+/"
         syntax = self._syntax
         if syntax.bare or not syntax.open:
             text += r' & ~/\s*\{\s*"name"(.|\n)*/'
-        opening = syntax.open
-        if opening and not self._is_token(opening):
+        opening = syntax.open.strip()
+        if opening:
             text += rf" & ~/(.|\n)*{_regex(opening)}(.|\n)*/"
         return f"TEXT: {text}"
 

@@ -29,6 +29,7 @@ from service.prompting.tool_prompt import (
     prose_results_turn,
     tool_result_turn,
     tool_section,
+    with_guidance,
     with_tool_section,
 )
 from service.protocol import (
@@ -39,6 +40,7 @@ from service.protocol import (
     content_text,
 )
 from service.toolcalls import ToolCallParser
+from service.toolcalls.base import canonical_call
 
 # How earlier calls and results are written: through the template, as dialect text, as prose.
 HistoryStyle = Literal["template", "dialect", "prose"]
@@ -52,6 +54,8 @@ class ChatPrompt:
     prefill: str  # assistant text already in the prompt, to put before the generated text
     prefill_tokens: int  # how many of the last ``ids`` encode ``prefill``
     tool_names: frozenset[str]  # calls to accept; empty: do not parse calls
+    answered: frozenset[str] = frozenset()  # ``canonical_call``s answered by tool results
+    context: str = ""  # user and tool text, casefolded: what extra calls must be grounded in
 
 
 def build_prompt(model: ServedModel, request: ChatRequest) -> ChatPrompt:
@@ -60,9 +64,11 @@ def build_prompt(model: ServedModel, request: ChatRequest) -> ChatPrompt:
     tools = [tool.to_openai() for tool in request.tools or []] if choice != "none" else []
     style = _history_style(model, bool(tools))
     messages = _messages(request, style, model.dialect)
+    if tools and model.native_tools:
+        messages = with_guidance(messages)
     if tools and not model.native_tools:
         messages = with_tool_section(messages, tool_section(tools, model.dialect))
-    prefill = _prefill(model, choice, tools) if tools else ""
+    prefill = _prefill(model, request, tools) if tools else ""
     ids = model.tokenizer.encode_chat(
         model.template, messages, tools if tools and model.native_tools else None
     )
@@ -72,15 +78,47 @@ def build_prompt(model: ServedModel, request: ChatRequest) -> ChatPrompt:
     names = {tool["function"]["name"] for tool in tools}
     if isinstance(choice, NamedToolChoice):
         names = {choice.function.name}
-    return ChatPrompt(ids + prefill_ids, prefill, len(prefill_ids), frozenset(names))
+    return ChatPrompt(
+        ids + prefill_ids,
+        prefill,
+        len(prefill_ids),
+        frozenset(names),
+        answered_calls(request),
+        _context(request),
+    )
 
 
-def _prefill(model: ServedModel, choice: str | NamedToolChoice, tools: list[dict[str, Any]]) -> str:
-    """The call opening forced into the assistant turn. ``required`` over a single tool admits
-    exactly the outputs of naming that tool, so it gets the named (longer) opening."""
+def _context(request: ChatRequest) -> str:
+    """The user and tool messages' text, casefolded."""
+    return "\n".join(
+        content_text(message.content) or ""
+        for message in request.messages
+        if message.role in ("user", "tool")
+    ).casefold()
+
+
+def answered_calls(request: ChatRequest) -> frozenset[str]:
+    """The earlier calls (as ``canonical_call``) that a ``tool`` message answered."""
+    calls: dict[str, str] = {}
+    answered = set()
+    for message in request.messages:
+        if isinstance(message, AssistantMessage):
+            for call in message.tool_calls or []:
+                arguments = json.loads(call.function.arguments)
+                calls[call.id] = canonical_call(call.function.name, arguments)
+        elif isinstance(message, ToolMessage) and message.tool_call_id in calls:
+            answered.add(calls[message.tool_call_id])
+    return frozenset(answered)
+
+
+def _prefill(model: ServedModel, request: ChatRequest, tools: list[dict[str, Any]]) -> str:
+    """The call opening forced into the assistant turn. ``required`` over a single tool without
+    parallel calls admits exactly the outputs of naming that tool, so it gets the named (longer)
+    opening; with parallel calls it keeps the generic one, which the grammar lets repeat."""
+    choice = request.effective_tool_choice
     if isinstance(choice, NamedToolChoice):
         return model.dialect.named_prefill(choice.function.name)
-    if choice == "required" and len(tools) == 1:
+    if choice == "required" and len(tools) == 1 and not request.parallel_tool_calls:
         return model.dialect.named_prefill(tools[0]["function"]["name"])
     return model.dialect.required_prefill if choice == "required" else ""
 

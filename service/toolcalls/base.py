@@ -10,6 +10,14 @@ This module decides which spans become calls:
   are schema-valid even where the model wrote a form no grammar constrained (a fenced block);
 - a span becomes calls only when every candidate in it is a call; otherwise the whole span stays
   in ``content`` (model text is never lost, and never shown twice);
+- a call identical to an earlier one of the same answer (same name, same canonical arguments),
+  or to one already answered in the conversation (``answered``), is dropped from both
+  ``tool_calls`` and ``content``: degenerate repetition never reaches the client as calls, and
+  ``ParsedOutput.answered_only`` tells the caller when nothing but answered calls came out;
+- with a ``context`` (the conversation's user and tool text, casefolded), a call after the
+  first of an answer is dropped when it has string arguments and none of them (up to a first
+  comma: ``"Tokyo, JP"`` counts as ``tokyo``) occurs in the context: a model that keeps
+  writing calls invents places the question never named;
 - with ``parallel_tool_calls: false`` only the first call is returned; further accepted calls are
   dropped from both ``tool_calls`` and ``content`` (logged at debug), so the client sees exactly
   what OpenAI returns in that mode: one call and no raw call markup;
@@ -31,6 +39,11 @@ logger = logging.getLogger(__name__)
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 _DECODER = json.JSONDecoder()
+
+
+def canonical_call(name: str, arguments: Mapping[str, Any]) -> str:
+    """One call as a comparable string: the name and its arguments with sorted keys."""
+    return json.dumps([name, arguments], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
 def new_call_id() -> str:
@@ -77,6 +90,8 @@ class ParsedOutput:
 
     content: str | None
     tool_calls: list[ParsedCall]
+    answered_only: bool = False  # calls were written, each one already answered
+    dropped: int = 0  # calls written but dropped (repeated, answered, not grounded)
 
 
 @dataclass(frozen=True)
@@ -134,10 +149,14 @@ class ToolCallParser(ABC):
         *,
         parallel: bool = True,
         check_arguments: Callable[[str, Mapping[str, Any]], bool] | None = None,
+        answered: Collection[str] = (),
+        context: str | None = None,
     ) -> None:
         self._tool_names = frozenset(tool_names)
         self._parallel = parallel
         self._check_arguments = check_arguments
+        self._answered = frozenset(answered)  # ``canonical_call``s answered in the history
+        self._context = context
 
     @staticmethod
     @abstractmethod
@@ -171,11 +190,39 @@ class ToolCallParser(ABC):
             position = span.end
             calls += span_calls
         kept.append(text[position:])
+        written = len(calls)
+        calls = self._new_calls(calls)
         if not self._parallel and len(calls) > 1:
             logger.debug("parallel_tool_calls is false: dropping %d extra calls", len(calls) - 1)
             calls = calls[:1]
         content = "".join(kept).strip()
-        return ParsedOutput(content or None, calls)
+        answered_only = bool(written) and not calls
+        return ParsedOutput(content or None, calls, answered_only, written - len(calls))
+
+    def _new_calls(self, calls: list[ParsedCall]) -> list[ParsedCall]:
+        """``calls`` without repeats, calls answered in the history, and extra calls not
+        grounded in the context."""
+        seen = set(self._answered)
+        kept: list[ParsedCall] = []
+        for call in calls:
+            arguments = json.loads(call.arguments)
+            key = canonical_call(call.name, arguments)
+            if key not in seen and (not kept or self._grounded(arguments)):
+                kept.append(call)
+            seen.add(key)
+        if len(kept) < len(calls):
+            logger.debug("dropped %d repeated or answered calls", len(calls) - len(kept))
+        return kept
+
+    def _grounded(self, arguments: Mapping[str, Any]) -> bool:
+        if self._context is None:
+            return True
+        heads = [
+            value.split(",")[0].strip().casefold()
+            for value in arguments.values()
+            if isinstance(value, str) and value.strip()
+        ]
+        return not heads or any(head in self._context for head in heads)
 
     def _span_calls(self, span: Span) -> list[ParsedCall] | None:
         calls = []

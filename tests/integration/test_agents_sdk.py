@@ -14,12 +14,6 @@ agents = pytest.importorskip("agents")
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11: the agent re-sends its tools with the tool result, and Qwen2.5-Coder-0.5B "
-    "then repeats its answered call until max_output_tokens (response.incomplete); the Responses "
-    "translation itself carries the loop (see test_responses_api.py)",
-)
 async def test_default_agent_answers_with_the_weather(qwen_service: ServiceProcess) -> None:
     import openai
 

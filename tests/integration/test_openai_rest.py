@@ -77,11 +77,6 @@ def test_seed_weather_flow(client: openai.OpenAI) -> None:
     assert not answer.message.content.lstrip().startswith(("{", "<tool_call>"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Qwen2.5-Coder-0.5B repeats its answered call when the follow-up still offers tools "
-    "(greedy: the call JSON, then the result); send the follow-up without tools, as the seed does",
-)
 def test_follow_up_that_still_offers_tools_answers_with_text(client: openai.OpenAI) -> None:
     call = {
         "id": "call_1",

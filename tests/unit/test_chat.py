@@ -247,7 +247,8 @@ async def test_parallel_calls_and_parallel_false(
     second = '{"name": "get_current_weather", "arguments": {"location": "東京"}}'
     text = CALL_TEXT + f"\n<tool_call>\n{second}\n</tool_call>"
     service, _ = _service(qwen, qwen_tokenizer, text)
-    response = await _create(service, _body(qwen))
+    question = [{"role": "user", "content": "Weather in SF and in 東京?"}]
+    response = await _create(service, _body(qwen, messages=question))
     assert _calls(response) == [
         ("get_current_weather", {"location": "SF"}),
         ("get_current_weather", {"location": "東京"}),
@@ -401,3 +402,68 @@ async def test_calls_outside_their_schema_stay_content(
     (choice,) = response["choices"]
     assert _calls(response) == [] and choice["finish_reason"] == "stop"
     assert choice["message"]["content"] == text
+
+
+SEED_CALL = {
+    "id": "call_X0xYqdnoUonPJpQ6HEadxLHE",
+    "type": "function",
+    "function": {"name": "get_current_weather", "arguments": '{"location": "San Francisco, CA"}'},
+}
+SEED_HISTORY = [
+    QUESTION,
+    {"role": "assistant", "content": None, "tool_calls": [SEED_CALL]},
+    {"role": "tool", "tool_call_id": SEED_CALL["id"], "content": '{"temperature": "60"}'},
+]
+SEED_REPEAT = '{"name": "get_current_weather", "arguments": {"location": "San Francisco, CA"}}'
+
+
+async def test_repeating_an_answered_call_is_decoded_again_without_tools(
+    qwen: ServedModel, qwen_tokenizer: Tokenizer
+) -> None:
+    answer = "It is 60 degrees in San Francisco."
+    service, engine = _service(qwen, qwen_tokenizer, SEED_REPEAT, answer)
+    response = await _create(service, _body(qwen, messages=SEED_HISTORY))
+    choice = response["choices"][0]
+    assert choice["message"] == {"role": "assistant", "content": answer}
+    assert choice["finish_reason"] == "stop"
+    assert len(engine.requests) == 2
+    second_prompt = qwen.tokenizer.decode(engine.requests[1][1], skip_special_tokens=False)
+    assert "<tools>" not in second_prompt and "returned:" in second_prompt  # calls off, prose
+    assert engine.requests[1][2].grammar is None
+    spent = len(qwen_tokenizer.encode(SEED_REPEAT + "<|im_end|>").ids)
+    assert response["usage"]["completion_tokens"] > spent  # both decodes are counted
+
+
+async def test_a_new_call_next_to_an_answered_one_is_kept_alone(
+    qwen: ServedModel, qwen_tokenizer: Tokenizer
+) -> None:
+    text = f"<tool_call>\n{SEED_REPEAT}\n</tool_call>\n<tool_call>\n" + (
+        '{"name": "get_time", "arguments": {}}\n</tool_call>'
+    )
+    service, engine = _service(qwen, qwen_tokenizer, text)
+    response = await _create(service, _body(qwen, messages=SEED_HISTORY))
+    assert _calls(response) == [("get_time", {})]
+    assert response["choices"][0]["finish_reason"] == "tool_calls"
+    assert len(engine.requests) == 1
+
+
+async def test_required_keeps_an_answered_call(
+    qwen: ServedModel, qwen_tokenizer: Tokenizer
+) -> None:
+    rest = SEED_REPEAT.removeprefix('{"name": "')
+    service, engine = _service(qwen, qwen_tokenizer, rest)
+    response = await _create(service, _body(qwen, messages=SEED_HISTORY, tool_choice="required"))
+    assert _calls(response) == [("get_current_weather", {"location": "San Francisco, CA"})]
+    assert len(engine.requests) == 1
+
+
+async def test_generation_stops_at_a_repeated_call_block(
+    qwen: ServedModel, qwen_tokenizer: Tokenizer
+) -> None:
+    block = f"<tool_call>\n{SEED_REPEAT}\n</tool_call>"
+    service, engine = _service(qwen, qwen_tokenizer, Script("\n".join([block] * 6), "length"))
+    response = await _create(service, _body(qwen))
+    choice = response["choices"][0]
+    assert _calls(response) == [("get_current_weather", {"location": "San Francisco, CA"})]
+    assert (choice["message"]["content"], choice["finish_reason"]) == (None, "tool_calls")
+    assert engine.closed_early == 1

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from service.errors import InvalidRequest
-from service.grammar import request_grammar
+from service.grammar import request_grammar, strict_schema
 from service.prompting.tokenizer import PromptTokenizer
 from service.protocol import parse_request
 from service.runtime.constraint import GrammarCompiler
@@ -86,12 +86,14 @@ def test_required_admits_one_or_more_calls_to_any_tool(hermes: Walker) -> None:
     assert not hermes.accepts(grammar, "")
 
 
-def test_only_the_last_closing_tag_may_be_left_out(hermes: Walker) -> None:
+def test_the_last_block_may_end_unclosed_earlier_blocks_close(hermes: Walker) -> None:
     grammar = hermes.grammar(tools=[WEATHER, TIME], tool_choice="required")
     assert grammar is not None
-    unclosed = tagged(NOW, PARIS).removesuffix("\n</tool_call>")
-    assert hermes.accepts(grammar, unclosed)
+    assert hermes.accepts(grammar, tagged(NOW, PARIS).removesuffix("\n</tool_call>"))
     assert not hermes.accepts(grammar, f"<tool_call>\n{NOW}\n<tool_call>\n{PARIS}")
+    one = hermes.grammar(tools=[WEATHER, TIME], tool_choice="required", parallel_tool_calls=False)
+    assert one is not None
+    assert hermes.accepts(one, f"<tool_call>\n{NOW}")
 
 
 @pytest.mark.parametrize(
@@ -265,3 +267,47 @@ def test_a_grammar_that_does_not_compile_is_an_invalid_request(hermes: Walker) -
     with pytest.raises(RequestError) as error:
         hermes.compiler.constraint("start: undefined_rule\n")
     assert error.value.kind == "invalid"
+
+
+def test_undeclared_properties_are_rejected_unless_the_schema_allows_them(
+    hermes: Walker,
+) -> None:
+    grammar = hermes.grammar(tools=[WEATHER], tool_choice="required")
+    assert grammar is not None
+    invented = call("get_weather", {"location": "Paris", "required": ["location"]})
+    assert not hermes.accepts(grammar, tagged(invented))
+    open_schema = json.loads(json.dumps(WEATHER))
+    open_schema["function"]["parameters"]["additionalProperties"] = True
+    grammar = hermes.grammar(tools=[open_schema], tool_choice="required")
+    assert grammar is not None
+    assert hermes.accepts(grammar, tagged(invented))
+
+
+def test_strict_schema_closes_nested_objects_that_declare_properties() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "where": {"type": "object", "properties": {"city": {"type": "string"}}},
+            "tags": {"type": "array", "items": {"type": "object", "properties": {}}},
+            "meta": {"type": "object"},
+            "extra": {"type": "object", "properties": {}, "additionalProperties": True},
+        },
+    }
+    strict = strict_schema(schema)
+    assert strict["additionalProperties"] is False
+    properties = strict["properties"]
+    assert properties["where"]["additionalProperties"] is False
+    assert properties["tags"]["items"]["additionalProperties"] is False
+    assert "additionalProperties" not in properties["meta"]  # free-form object stays free
+    assert properties["extra"]["additionalProperties"] is True
+    assert "additionalProperties" not in schema  # the request's schema is not changed
+
+
+def test_auto_admits_bare_calls_one_a_line_or_tagged_calls(hermes: Walker) -> None:
+    grammar = hermes.grammar(tools=[WEATHER, TIME])
+    assert grammar is not None
+    assert hermes.accepts(grammar, PARIS)
+    assert hermes.accepts(grammar, f"{PARIS}\n{NOW}")
+    assert hermes.accepts(grammar, tagged(PARIS, NOW))
+    assert hermes.accepts(grammar, tagged(PARIS, NOW).removesuffix("\n</tool_call>"))
+    assert not hermes.accepts(grammar, f"<tool_call>\n{PARIS}\n<tool_call>\n{NOW}")

@@ -10,7 +10,7 @@ from tokenizers import Tokenizer
 from service.models import ServedModel
 from service.prompting.chat_prompt import build_prompt
 from service.prompting.template import ChatTemplate
-from service.prompting.tool_prompt import supports_tools
+from service.prompting.tool_prompt import CALL_GUIDANCE, supports_tools
 from service.protocol import parse_request
 from tests.seed import WEATHER_TOOL
 from tests.unit.served import REPOSITORY, served_model
@@ -23,8 +23,9 @@ WEATHER_JSON = (
     'e.g. San Francisco, CA"}}, "required": ["location"]}}}'
 )
 QWEN_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+# Prompts with tools carry the call guidance as their system text (no client system message).
 QWEN_TOOLS = (
-    f"<|im_start|>system\n{QWEN_SYSTEM}\n\n# Tools\n\nYou may call one or more functions to "
+    f"<|im_start|>system\n{CALL_GUIDANCE}\n\n# Tools\n\nYou may call one or more functions to "
     "assist with the user query.\n\nYou are provided with function signatures within "
     f"<tools></tools> XML tags:\n<tools>\n{WEATHER_JSON}\n</tools>\n\nFor each function call, "
     "return a json object with function name and arguments within <tool_call></tool_call> XML "
@@ -67,7 +68,14 @@ def test_qwen_seed_first_step_is_the_reference_prompt() -> None:
     prompt = build_prompt(
         qwen, parse_request({"model": qwen.id, "messages": [QUESTION], "tools": [WEATHER]})
     )
-    assert prompt.ids == _reference_ids("llm", expected)
+    # The guidance is a system message: its mention of <tool_call> is encoded as text.
+    guidance_tag = _reference_ids("llm", "<tool_call>")
+    reference = _reference_ids("llm", expected)
+    first = reference.index(guidance_tag[0])
+    text_tag = qwen.tokenizer.encode_text("<tool_call>")
+    assert prompt.ids == [*reference[:first], *text_tag, *reference[first + 1 :]] or (
+        qwen.tokenizer.decode(prompt.ids, skip_special_tokens=False) == expected
+    )
     assert (prompt.prefill, prompt.tool_names) == ("", frozenset({"get_current_weather"}))
 
 
@@ -148,9 +156,18 @@ def test_qwen_required_and_named_prefill() -> None:
     )
     text = _rendered(qwen, messages=[QUESTION], tools=[WEATHER, OTHER_TOOL], tool_choice=named)
     assert text.endswith(named_opening)
-    # `required` over one tool admits exactly what naming it does.
-    text = _rendered(qwen, messages=[QUESTION], tools=[WEATHER], tool_choice="required")
+    # `required` over one tool without parallel calls admits exactly what naming it does.
+    text = _rendered(
+        qwen,
+        messages=[QUESTION],
+        tools=[WEATHER],
+        tool_choice="required",
+        parallel_tool_calls=False,
+    )
     assert text.endswith(named_opening)
+    # With parallel calls it keeps the generic opening: the grammar lets calls repeat.
+    text = _rendered(qwen, messages=[QUESTION], tools=[WEATHER], tool_choice="required")
+    assert text.endswith('<|im_start|>assistant\n<tool_call>\n{"name": "')
 
 
 def test_developer_role_and_text_parts_become_system_and_strings() -> None:

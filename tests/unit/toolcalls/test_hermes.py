@@ -108,8 +108,10 @@ def test_bare_json_object() -> None:
 
 def test_bare_objects_and_bare_list() -> None:
     one = '{"name": "get_time", "arguments": {}}'
-    assert _parse(f"{one}\n{one}")[1] == [("get_time", {}), ("get_time", {})]
-    assert _parse(f"[{one}, {one}]")[1] == [("get_time", {}), ("get_time", {})]
+    two = '{"name": "get_current_weather", "arguments": {"location": "Tokyo"}}'
+    expected = [("get_time", {}), ("get_current_weather", {"location": "Tokyo"})]
+    assert _parse(f"{one}\n{two}")[1] == expected
+    assert _parse(f"[{one}, {two}]")[1] == expected
 
 
 def test_fenced_json_with_text_around() -> None:

@@ -1,0 +1,89 @@
+"""Calls the parser drops (repeats, answered calls, ungrounded extras) and the repeat guard."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from service.toolcalls.base import canonical_call
+from service.toolcalls.hermes import HermesParser
+from service.toolcalls.repeats import RepeatGuard
+from service.toolcalls.smollm2 import SmolLM2Parser
+
+NAMES = {"get_current_weather", "get_time"}
+
+
+def block(name: str, **arguments: Any) -> str:
+    return f"<tool_call>\n{json.dumps({'name': name, 'arguments': arguments})}\n</tool_call>"
+
+
+def calls(parser: HermesParser, text: str) -> list[tuple[str, dict[str, Any]]]:
+    return [(c.name, json.loads(c.arguments)) for c in parser.parse(text).tool_calls]
+
+
+def test_identical_calls_in_one_answer_are_returned_once() -> None:
+    sf = block("get_current_weather", location="SF")
+    parsed = HermesParser(NAMES).parse("\n".join([sf, sf, block("get_time"), sf]))
+    assert [(c.name, c.arguments) for c in parsed.tool_calls] == [
+        ("get_current_weather", '{"location":"SF"}'),
+        ("get_time", "{}"),
+    ]
+    assert (parsed.content, parsed.dropped, parsed.answered_only) == (None, 2, False)
+
+
+def test_answered_calls_are_dropped_and_reported() -> None:
+    answered = {canonical_call("get_current_weather", {"location": "SF"})}
+    parser = HermesParser(NAMES, answered=answered)
+    parsed = parser.parse(block("get_current_weather", location="SF"))
+    assert (parsed.tool_calls, parsed.content, parsed.answered_only) == ([], None, True)
+    # Same name, other arguments: a new call.
+    assert calls(parser, block("get_current_weather", location="Paris")) == [
+        ("get_current_weather", {"location": "Paris"})
+    ]
+    assert not parser.parse("It is sunny.").answered_only
+
+
+def test_canonical_calls_ignore_key_order_and_spacing() -> None:
+    assert canonical_call("f", {"a": 1, "b": [1, 2]}) == canonical_call("f", {"b": [1, 2], "a": 1})
+
+
+def test_extra_calls_must_be_grounded_in_the_context() -> None:
+    context = "what's the weather in san francisco and in tokyo?"
+    parser = HermesParser(NAMES, context=context)
+    text = "\n".join(
+        block("get_current_weather", location=place)
+        for place in ("San Francisco, CA", "Tokyo, JP", "Los Angeles, CA", "Osaka")
+    )
+    assert calls(parser, text) == [
+        ("get_current_weather", {"location": "San Francisco, CA"}),
+        ("get_current_weather", {"location": "Tokyo, JP"}),
+    ]
+    # The first call is never dropped for grounding; calls without strings always pass.
+    lone = HermesParser(NAMES, context="hi")
+    assert calls(lone, block("get_current_weather", location="Oslo") + block("get_time")) == [
+        ("get_current_weather", {"location": "Oslo"}),
+        ("get_time", {}),
+    ]
+
+
+def test_the_guard_stops_when_a_closed_block_would_be_dropped() -> None:
+    guard = RepeatGuard(HermesParser(NAMES))
+    sf = block("get_current_weather", location="SF")
+    assert not guard.repeated(sf)
+    assert not guard.repeated(sf + "\n<tool_call>\n{")
+    assert not guard.repeated(sf + "\n" + block("get_time"))
+    assert guard.repeated(sf + "\n" + block("get_time") + "\n" + sf)
+
+
+def test_the_guard_ignores_dialects_with_all_calls_in_one_block() -> None:
+    guard = RepeatGuard(SmolLM2Parser(NAMES))
+    one = '<tool_call>[{"name": "get_time", "arguments": {}}]</tool_call>'
+    assert not guard.repeated(one + one)
+
+
+def test_the_guard_watches_bare_calls_at_line_ends() -> None:
+    guard = RepeatGuard(HermesParser(NAMES))
+    sf = '{"name": "get_current_weather", "arguments": {"location": "SF"}}'
+    assert not guard.repeated(sf + "\n")
+    assert not guard.repeated(f"{sf}\n{sf}")  # the line has not ended yet
+    assert guard.repeated(f"{sf}\n{sf}\n")
