@@ -355,6 +355,9 @@ def _open_session(
     device = "cpu"
     if provider == "cuda":
         if "CUDAExecutionProvider" in ort.get_available_providers():
+            preload = getattr(ort, "preload_dlls", None)  # pip's CUDA/cuDNN (ORT >= 1.21)
+            if preload is not None:
+                preload()
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
             device = "cuda"
         else:
@@ -362,4 +365,9 @@ def _open_session(
     elif provider != "cpu":
         raise ValueError(f"unknown provider {provider!r}: expected 'cpu' or 'cuda'")
     session = ort.InferenceSession(str(model_path), options, providers=providers)
+    if device == "cuda" and session.get_providers()[0] != "CUDAExecutionProvider":
+        # CUDA is listed but failed to load (missing libraries): the session runs on the CPU,
+        # so the KV cache must live there too.
+        logger.warning("the CUDA provider failed to load; running on the CPU")
+        device = "cpu"
     return session, device

@@ -197,3 +197,23 @@ def test_truncated_and_copied_prefixes_continue_like_a_fresh_prompt(tiny: Any) -
         decoder.truncate(1, 3)
     with pytest.raises(ValueError):
         decoder.copy_prefix(0, 0, 4)
+
+
+@pytest.mark.filterwarnings("ignore:Specified provider 'CUDAExecutionProvider'")
+def test_cuda_that_fails_to_load_falls_back_to_the_cpu(
+    tiny: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CUDA listed as available but not loadable (here: a CPU-only onnxruntime that claims
+    it): the session runs on the CPU, and so must the KV cache and bindings."""
+    import onnxruntime as ort
+
+    model_path, _ = tiny
+    available = ort.get_available_providers()
+    monkeypatch.setattr(
+        ort, "get_available_providers", lambda: ["CUDAExecutionProvider", *available]
+    )
+    monkeypatch.setattr(ort, "preload_dlls", lambda: None, raising=False)
+    decoder = OnnxDecoder(model_path, num_slots=1, max_seq_len=64, provider="cuda")
+    lone = OnnxDecoder(model_path, num_slots=1, max_seq_len=64)
+    prompt = [1, 2, 3, 4]
+    np.testing.assert_array_equal(decoder.step([0], [prompt]), lone.step([0], [prompt]))
