@@ -258,8 +258,11 @@ class _Writer:
         if syntax.bare or not syntax.open:
             text += r' & ~/\s*\{\s*"name"(.|\n)*/'
         opening = syntax.open.strip()
-        if opening:
-            text += rf" & ~/(.|\n)*{_regex(opening)}(.|\n)*/"
+        # A tag opening is matched without its ">": the 0.5B model also spells it with
+        # attributes (``<tool_call name="…" arguments="…">``), which no parser reads.
+        marker = opening[:-1] if opening.startswith("<") and opening.endswith(">") else opening
+        if marker:
+            text += rf" & ~/(.|\n)*{_regex(marker)}(.|\n)*/"
         return f"TEXT: {text}"
 
     def _is_token(self, text: str) -> bool:

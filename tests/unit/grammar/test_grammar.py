@@ -311,3 +311,13 @@ def test_auto_admits_bare_calls_one_a_line_or_tagged_calls(hermes: Walker) -> No
     assert hermes.accepts(grammar, tagged(PARIS, NOW))
     assert hermes.accepts(grammar, tagged(PARIS, NOW).removesuffix("\n</tool_call>"))
     assert not hermes.accepts(grammar, f"<tool_call>\n{PARIS}\n<tool_call>\n{NOW}")
+
+
+def test_auto_text_never_spells_a_call_opening(hermes: Walker) -> None:
+    """The tag token opens a call; the same tag written out in text (with or without
+    attributes, as the 0.5B model sometimes does) would only leave markup in ``content``."""
+    grammar = hermes.grammar(tools=[WEATHER, TIME])
+    assert grammar is not None
+    assert hermes.accepts(grammar, "Use a <tool> when needed.")
+    assert not hermes.accepts(grammar, '<tool_call name="get_time" arguments="{}">')
+    assert not hermes.accepts(grammar, "Calling it: <tool_call")
