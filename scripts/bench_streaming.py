@@ -27,21 +27,12 @@ import openai
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from scripts.bench_triton import QUESTIONS
 from service.model_repository import stage_model
 from tests.integration.serving import running_service
 
 REPOSITORY = Path(__file__).resolve().parents[1] / "model_repository"
 MODEL = "qwen2.5-coder-0.5b-instruct"
-QUESTIONS = [
-    "What is the capital of France?",
-    "Write a Python function that reverses a string.",
-    "Explain what a hash map is in two sentences.",
-    "List three prime numbers greater than 100.",
-    "How do I read a JSON file in Python?",
-    "What does HTTP status 404 mean?",
-    "Give me a haiku about the sea.",
-    "Summarize the plot of Romeo and Juliet.",
-]
 
 
 @dataclass(frozen=True)
