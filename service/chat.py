@@ -48,7 +48,7 @@ from service.grammar import ArgumentsCheck, arguments_check, request_grammar
 from service.grammar_check import check_request_grammar
 from service.models import ModelRegistry, ServedModel
 from service.prompting.chat_prompt import ChatPrompt, build_prompt
-from service.protocol import ChatRequest, parse_request
+from service.protocol import ChatRequest, NamedToolChoice, parse_request
 from service.toolcalls import ToolCallParser
 from service.toolcalls.base import new_call_id
 from service.toolcalls.call_stream import CallStream
@@ -101,6 +101,7 @@ class _Generation:
     answered_only: bool = False  # its calls were all answered earlier in the conversation
     spent_tokens: int = 0  # tokens of an earlier, discarded decode of this choice
     cached_tokens: int = 0  # prompt tokens served from the model's prefix cache
+    guard: RepeatGuard | None = None  # watches the calls of the decode under way
 
 
 class ChatService:
@@ -258,17 +259,19 @@ class ChatService:
         stream = self._engine.generate(plan.model.triton_model, plan.prompt.ids, params)
         # The guard's parser keeps answered calls: an answer may go on to new calls after one.
         guard = RepeatGuard(_parser(plan, drop_answered=False)) if plan.prompt.tool_names else None
+        generation.guard = guard
         repeated = False
         try:
             async for chunk in stream:
                 first = generation.first_token_at is None
                 _consume(generation, chunk)
+                if guard is not None:
+                    repeated = guard.repeated(plan.prompt.prefill + generation.text.text)
                 if sink is not None:
                     if first:
                         sink(_Event(generation.index))
-                    _report_content(plan, generation, sink)
-                if guard is not None:
-                    repeated = guard.repeated(plan.prompt.prefill + generation.text.text)
+                    if not repeated:
+                        _report_content(plan, generation, sink)
                 if generation.text.stopped or repeated:
                     break
         finally:
@@ -372,6 +375,14 @@ def _parse(plan: _Plan, generation: _Generation) -> None:
         generation.message = AssistantMessage(content=text or None)
         generation.finish_reason = reason
         return
+    guard = generation.guard
+    if guard is not None and guard.stopped is not None:
+        text = text[: guard.stopped]
+    checked = guard.checked if guard is not None else None
+    if reason == "length" and checked is not None and _goes_on_after_calls(plan):
+        # Cut inside the call the grammar asked for after the checked ones (``grammar.more``):
+        # the answer is its checked calls.
+        text, reason = text[:checked], "stop"
     parsed = _parser(plan).parse(text)
     generation.answered_only = parsed.answered_only
     calls = [
@@ -381,6 +392,16 @@ def _parse(plan: _Plan, generation: _Generation) -> None:
     generation.message = AssistantMessage(content=parsed.content, tool_calls=calls or None)
     # A cut-off answer says so ("length"), even when calls before the cut were parsed.
     generation.finish_reason = "tool_calls" if calls and reason != "length" else reason
+
+
+def _goes_on_after_calls(plan: _Plan) -> bool:
+    """Whether ``plan``'s grammar asks for another call after each one (``grammar.more``)."""
+    request = plan.request
+    return (
+        plan.grammar is not None
+        and request.parallel_tool_calls
+        and not isinstance(request.effective_tool_choice, NamedToolChoice)
+    )
 
 
 def _parser(plan: _Plan, *, drop_answered: bool = True) -> ToolCallParser:
@@ -403,8 +424,13 @@ def _report_content(plan: _Plan, generation: _Generation, sink: _Sink) -> None:
     if generation.calls is not None:
         if not generation.fed:
             _report_calls(generation, plan.prompt.prefill, sink)
-        _report_calls(generation, text.text[generation.fed :], sink)
-        generation.fed = len(text.text)
+        # The first call streams as it is written; the calls after it, which may be dropped
+        # (``grammar.more``), once the guard has checked them.
+        checked = generation.guard.checked if generation.guard is not None else None
+        end = len(text.text) if checked is None else checked - len(plan.prompt.prefill)
+        if end > generation.fed:
+            _report_calls(generation, text.text[generation.fed : end], sink)
+            generation.fed = end
         return
     if generation.holdback is None or plan.prompt.prefill:  # parsed at the end
         return

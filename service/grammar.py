@@ -39,6 +39,8 @@ from service.toolcalls.base import CallSyntax
 
 # How JSON inside grammars is written (see the module docstring).
 JSON_STYLE = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+# Calls in one answer at most (``_Writer.more``): each one after the first must be new.
+MAX_CALLS = 16
 # Arguments of a tool declared without ``parameters``: OpenAI reads that as no parameters.
 NO_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}, "additionalProperties": False}
 
@@ -208,8 +210,8 @@ class _Writer:
     def after_open(self) -> str:
         """The calls after the first opening. With one call per block, the last block's
         closing is optional: the small Qwen models often end at the call's ``}`` (the parsers
-        accept that), and forcing the closing tag pushes them into writing call after call
-        (distinct ones, which ``service.toolcalls.repeats`` does not cut)."""
+        accept that). Where several calls are allowed, the answer goes on after each call
+        until it has ``MAX_CALLS`` (see ``more``)."""
         syntax = self._syntax
         close = self.literal(syntax.close)
         if syntax.separator:  # all calls in one block
@@ -224,7 +226,20 @@ class _Writer:
             for part in (close, _string(syntax.block_separator), self.literal(syntax.open))
             if part
         )
-        return f"call ({between} call)* ({close})?"
+        return f"call {self.more(between)} ({close})?"
+
+    @staticmethod
+    def more(between: str) -> str:
+        """The calls after the first, each after ``between``: ``MAX_CALLS - 1`` of them.
+
+        The 0.5B model ends after its first call even when the question asks for several
+        (end of turn at p > 0.95); asked for one more, it writes the next place of the
+        question, and once none is left it repeats one or invents one. So the grammar never
+        ends an answer of calls early: ``service.toolcalls.repeats`` stops it at the first
+        call the parser drops (a repeat, or a call not grounded in the question or not new),
+        and the parser drops that call from the answer. ``MAX_CALLS`` bounds an answer whose
+        calls all stay new."""
+        return f"({between} call){{{MAX_CALLS - 1}}}"
 
     def auto(self) -> dict[str, str]:
         """Rules of free text or calls. A call opening that is one added token (Qwen's
@@ -244,7 +259,7 @@ class _Writer:
             }
         bare = ""
         if syntax.bare:
-            bare = " | call" if self._one else ' | call ("\\n" call)*'
+            bare = " | call" if self._one else f" | call {self.more(_string(chr(10)))}"
         return {"start": f"TEXT | TEXT? calls{bare}"}
 
     def text_lexeme(self) -> str:
@@ -258,11 +273,13 @@ class _Writer:
         if syntax.bare or not syntax.open:
             text += r' & ~/\s*\{\s*"name"(.|\n)*/'
         opening = syntax.open.strip()
-        # A tag opening is matched without its ">": the 0.5B model also spells it with
-        # attributes (``<tool_call name="…" arguments="…">``), which no parser reads.
-        marker = opening[:-1] if opening.startswith("<") and opening.endswith(">") else opening
-        if marker:
-            text += rf" & ~/(.|\n)*{_regex(marker)}(.|\n)*/"
+        if opening.startswith("<") and opening.endswith(">"):
+            # A tag opening is matched without its ">" and loosely: the 0.5B model also spells
+            # it with attributes (``<tool_call name="…">``), in camel case or with a hyphen
+            # (``<toolCall>``, ``<tool-call>``), none of which a parser reads.
+            text += rf" & ~/(.|\n)*{_loose_tag(opening[:-1])}(.|\n)*/"
+        elif opening:
+            text += rf" & ~/(.|\n)*{_regex(opening)}(.|\n)*/"
         return f"TEXT: {text}"
 
     def _is_token(self, text: str) -> bool:
@@ -274,6 +291,20 @@ class _Writer:
 def _regex(text: str) -> str:
     """``text`` escaped for a Lark ``/regex/``."""
     return re.escape(text).replace("/", r"\/")
+
+
+def _loose_tag(tag: str) -> str:
+    """A regex of ``tag`` in any letter case, with ``_`` also written as ``-``, a space or
+    nothing."""
+    out = []
+    for char in tag:
+        if char.isalpha():
+            out.append(f"[{char.lower()}{char.upper()}]")
+        elif char == "_":
+            out.append(r"[_\- ]?")
+        else:
+            out.append(_regex(char))
+    return "".join(out)
 
 
 def _string(text: str) -> str:

@@ -111,8 +111,12 @@ class ToolDefinition(_Model):
     function: FunctionDefinition
 
     def to_openai(self) -> dict[str, Any]:
-        """The tool as an OpenAI function dict (what chat templates expect)."""
-        return {"type": "function", "function": self.function.model_dump(exclude_none=True)}
+        """The tool as an OpenAI function dict, as chat templates show it to the model.
+        ``strict`` is left out: an API flag, not part of what the function does (the grammar
+        applies strict arguments either way), and with it in the prompt the 0.5B model
+        answered in text instead of calling in 6 of 20 seeded pydantic-ai runs."""
+        function = self.function.model_dump(exclude_none=True, exclude={"strict"})
+        return {"type": "function", "function": function}
 
 
 class NamedFunction(_Model):

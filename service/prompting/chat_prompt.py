@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from service.models import ServedModel
 from service.prompting.tool_prompt import (
+    prose_call,
     prose_calls,
     prose_results_turn,
     tool_result_turn,
@@ -134,8 +135,9 @@ def _messages(
 ) -> list[dict[str, Any]]:
     """OpenAI messages as template dicts; calls and results written per ``style``."""
     call_names: dict[str, str] = {}
+    answered = {m.tool_call_id for m in request.messages if isinstance(m, ToolMessage)}
     out: list[dict[str, Any]] = []
-    pending: list[tuple[str, str]] = []  # (function name, result) of consecutive tool messages
+    pending: list[tuple[str, str]] = []  # (call, result) of consecutive tool messages
     for message in request.messages:
         if isinstance(message, ToolMessage) and style != "template":
             # parse_request guarantees the id names an earlier call.
@@ -145,8 +147,15 @@ def _messages(
             out.append(_results_turn(pending, style))
             pending = []
         if isinstance(message, AssistantMessage):
-            call_names.update({call.id: call.function.name for call in message.tool_calls or []})
-            out.append(_assistant(message, style, dialect))
+            for call in message.tool_calls or []:
+                call_names[call.id] = (
+                    prose_call(call.function.name, json.loads(call.function.arguments))
+                    if style == "prose"
+                    else call.function.name
+                )
+            turn = _assistant(message, style, dialect, answered)
+            if turn is not None:
+                out.append(turn)
         elif isinstance(message, ToolMessage):
             out.append(_tool_result(message, call_names))
         else:
@@ -164,12 +173,19 @@ def _results_turn(results: list[tuple[str, str]], style: HistoryStyle) -> dict[s
 
 
 def _assistant(
-    message: AssistantMessage, style: HistoryStyle, dialect: type[ToolCallParser]
-) -> dict[str, Any]:
+    message: AssistantMessage,
+    style: HistoryStyle,
+    dialect: type[ToolCallParser],
+    answered: set[str],
+) -> dict[str, Any] | None:
+    """The assistant turn; in prose, calls with results are told with their results only
+    (``prose_results_turn``): the small model copies an "I called …" turn as its answer."""
     text = content_text(message.content)
     calls = [(c.function.name, json.loads(c.function.arguments)) for c in message.tool_calls or []]
     if not calls:
         return {"role": "assistant", "content": text or ""}
+    if style == "prose" and all(call.id in answered for call in message.tool_calls or []):
+        return {"role": "assistant", "content": text} if text else None
     if style != "template":
         written = prose_calls(calls) if style == "prose" else dialect.format_calls(calls)
         return {"role": "assistant", "content": f"{text}\n{written}" if text else written}

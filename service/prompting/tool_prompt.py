@@ -86,15 +86,22 @@ def tool_result_turn(contents: Sequence[str]) -> dict[str, Any]:
     return {"role": "user", "content": wrapped}
 
 
+def prose_call(name: str, arguments: Mapping[str, Any]) -> str:
+    """One call as prose: ``name({"argument": "value"})``."""
+    return f"{name}({json.dumps(arguments, ensure_ascii=False)})"
+
+
 def prose_calls(calls: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
-    """Earlier calls as assistant prose, for prompts that offer no tools."""
-    return "\n".join(
-        f"I called {name}({json.dumps(arguments, ensure_ascii=False)})."
-        for name, arguments in calls
-    )
+    """Earlier calls without results as assistant prose, for prompts that offer no tools."""
+    return "\n".join(f"I called {prose_call(name, arguments)}." for name, arguments in calls)
 
 
 def prose_results_turn(results: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    """One user turn carrying consecutive tool results as prose: ``name returned: result``."""
-    lines = "\n\n".join(f"{name} returned: {result}" for name, result in results)
-    return {"role": "user", "content": lines}
+    """One user turn carrying consecutive tool results as prose (``call returned: result``)
+    and asking for the answer."""
+    lines = "\n".join(f"{call} returned: {result}" for call, result in results)
+    return {"role": "user", "content": f"{lines}\n\n{PROSE_RESULTS_ASK}"}
+
+
+# After results told as prose: what the small model needs to answer instead of calling again.
+PROSE_RESULTS_ASK = "Answer my question with these results."

@@ -15,9 +15,17 @@ This module decides which spans become calls:
   ``tool_calls`` and ``content``: degenerate repetition never reaches the client as calls, and
   ``ParsedOutput.answered_only`` tells the caller when nothing but answered calls came out;
 - with a ``context`` (the conversation's user and tool text, casefolded), a call after the
-  first of an answer is dropped when it has string arguments and none of them (up to a first
-  comma: ``"Tokyo, JP"`` counts as ``tokyo``) occurs in the context: a model that keeps
-  writing calls invents places the question never named;
+  first of an answer is kept only when it is grounded and new. Its *heads* are its string
+  argument values up to a first comma (``"Tokyo, JP"`` counts as ``tokyo``) and its numbers.
+  A call without heads is kept. Otherwise one of its heads must occur in the context (a model
+  that keeps writing calls invents places the question never named), and one of those must be
+  new to the answer (no earlier call's head, nor inside one, nor around one), unless the call
+  is the answer's first of its tool and a word of the tool's name occurs in the context
+  ("weather in Sydney and restaurants in Sydney"). Asked to go on after its calls
+  (``service.grammar``), the model writes the same place again with another unit, or calls
+  another tool about the same thing. After tool results (``answered`` calls), every call is
+  such an extra call, the answered ones counting as earlier: given the time in Sydney, the
+  model goes on to the weather in Sydney, or to a stock price nobody asked about;
 - with ``parallel_tool_calls: false`` only the first call is returned; further accepted calls are
   dropped from both ``tool_calls`` and ``content`` (logged at debug), so the client sees exactly
   what OpenAI returns in that mode: one call and no raw call markup;
@@ -28,6 +36,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import string
 from abc import ABC, abstractmethod
@@ -82,6 +91,7 @@ class CallSyntax:
     block_separator: str
     arguments_key: str = "arguments"
     bare: bool = False
+    fenced: bool = False  # the parser also reads calls in ``` fences (in free text)
 
 
 @dataclass(frozen=True)
@@ -90,7 +100,7 @@ class ParsedOutput:
 
     content: str | None
     tool_calls: list[ParsedCall]
-    answered_only: bool = False  # calls were written, each one already answered
+    answered_only: bool = False  # calls were written, none kept (answered, or no new ones)
     dropped: int = 0  # calls written but dropped (repeated, answered, not grounded)
 
 
@@ -200,29 +210,39 @@ class ToolCallParser(ABC):
         return ParsedOutput(content or None, calls, answered_only, written - len(calls))
 
     def _new_calls(self, calls: list[ParsedCall]) -> list[ParsedCall]:
-        """``calls`` without repeats, calls answered in the history, and extra calls not
-        grounded in the context."""
+        """``calls`` without repeats, calls answered in the history, and extra calls that are
+        not grounded in the context or not new (see the module docstring)."""
         seen = set(self._answered)
         kept: list[ParsedCall] = []
+        used: dict[str, list[str]] = {}  # a tool's heads in the calls kept or answered so far
+        for answered in self._answered:
+            name, arguments = json.loads(answered)
+            used.setdefault(name, []).extend(_heads(arguments))
         for call in calls:
             arguments = json.loads(call.arguments)
             key = canonical_call(call.name, arguments)
-            if key not in seen and (not kept or self._grounded(arguments)):
+            heads = _heads(arguments)
+            extra = bool(kept or used)
+            if key not in seen and (not extra or self._wanted(call.name, heads, used)):
                 kept.append(call)
+                used.setdefault(call.name, []).extend(heads)
             seen.add(key)
         if len(kept) < len(calls):
-            logger.debug("dropped %d repeated or answered calls", len(calls) - len(kept))
+            logger.debug("dropped %d repeated, answered or unwanted calls", len(calls) - len(kept))
         return kept
 
-    def _grounded(self, arguments: Mapping[str, Any]) -> bool:
-        if self._context is None:
+    def _wanted(self, name: str, heads: list[str], used: dict[str, list[str]]) -> bool:
+        """Whether an extra call is grounded and new (see the module docstring)."""
+        context = self._context
+        if context is None or not heads:
             return True
-        heads = [
-            value.split(",")[0].strip().casefold()
-            for value in arguments.values()
-            if isinstance(value, str) and value.strip()
-        ]
-        return not heads or any(head in self._context for head in heads)
+        grounded = [head for head in heads if head in context]
+        if not grounded:
+            return False
+        earlier = [old for olds in used.values() for old in olds]
+        if any(not any(head in old or old in head for old in earlier) for head in grounded):
+            return True
+        return name not in used and _named_in(name, context)
 
     def _span_calls(self, span: Span) -> list[ParsedCall] | None:
         calls = []
@@ -235,3 +255,52 @@ class ToolCallParser(ABC):
             arguments = json.dumps(parsed[1], ensure_ascii=False, separators=(",", ":"))
             calls.append(ParsedCall(new_call_id(), parsed[0], arguments))
         return calls or None
+
+
+def _heads(arguments: Mapping[str, Any]) -> list[str]:
+    """A call's string argument values up to a first comma, and its numbers, casefolded."""
+    heads = []
+    for value in arguments.values():
+        if isinstance(value, str) and value.strip():
+            heads.append(value.split(",")[0].strip().casefold())
+        elif isinstance(value, int) and not isinstance(value, bool):
+            heads.append(str(value))
+        elif isinstance(value, float):
+            heads.append(str(int(value)) if value.is_integer() else str(value))
+    return heads
+
+
+# Words of tool names that say nothing of what the tool is about.
+_GENERIC_WORDS = frozenset(
+    {
+        "get",
+        "set",
+        "fetch",
+        "find",
+        "check",
+        "create",
+        "make",
+        "send",
+        "list",
+        "lookup",
+        "look",
+        "current",
+        "run",
+        "do",
+        "query",
+        "info",
+    }
+)
+
+
+def _named_in(name: str, context: str) -> bool:
+    """Whether a word of tool ``name`` (``find_restaurants``: ``restaurants``, singular or
+    plural) occurs as a word in ``context``."""
+    words = re.findall(r"[a-z]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower())
+    for word in words:
+        if len(word) < 3 or word in _GENERIC_WORDS:
+            continue
+        stem = word[:-1] if word.endswith("s") and len(word) > 4 else word
+        if re.search(rf"\b{re.escape(stem)}s?\b", context):
+            return True
+    return False

@@ -68,7 +68,7 @@ class HermesParser(ToolCallParser):
     """Tagged calls, else bare or fenced JSON calls."""
 
     required_prefill = OPEN + '\n{"name": "'
-    syntax = CallSyntax(OPEN + "\n", "\n" + CLOSE, "", "\n", bare=True)
+    syntax = CallSyntax(OPEN + "\n", "\n" + CLOSE, "", "\n", bare=True, fenced=True)
     call_start = staticmethod(call_start)
 
     @classmethod

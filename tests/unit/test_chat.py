@@ -382,12 +382,27 @@ async def test_the_engine_gets_the_grammar_and_the_prefill_length(
     assert engine.requests[1][2].grammar is None
 
 
-async def test_a_cut_off_answer_reports_length_even_with_calls(
+async def test_an_answer_cut_inside_a_later_call_is_its_checked_calls(
     qwen: ServedModel, qwen_tokenizer: Tokenizer
 ) -> None:
+    """The grammar asks for a call after each one (``grammar.more``); a budget that runs out
+    inside that call leaves the calls before it, a whole answer of calls."""
     text = CALL_TEXT + '\n<tool_call>\n{"name": "get_time", "argu'
     service, _ = _service(qwen, qwen_tokenizer, Script(text, finish="length"))
     response = await _create(service, _body(qwen))
+    assert response["choices"][0]["finish_reason"] == "tool_calls"
+    assert _calls(response) == [("get_current_weather", {"location": "SF"})]
+    assert response["choices"][0]["message"]["content"] is None
+
+
+async def test_a_cut_off_answer_reports_length_even_with_calls(
+    qwen: ServedModel, qwen_tokenizer: Tokenizer
+) -> None:
+    """Without a call asked for after each one (``parallel_tool_calls`` false), a cut
+    answer says so."""
+    text = CALL_TEXT + '\n<tool_call>\n{"name": "get_time", "argu'
+    service, _ = _service(qwen, qwen_tokenizer, Script(text, finish="length"))
+    response = await _create(service, _body(qwen, parallel_tool_calls=False))
     assert response["choices"][0]["finish_reason"] == "length"
     assert _calls(response) == [("get_current_weather", {"location": "SF"})]
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from service.errors import InvalidRequest
-from service.grammar import request_grammar, strict_schema
+from service.grammar import MAX_CALLS, request_grammar, strict_schema
 from service.prompting.tokenizer import PromptTokenizer
 from service.protocol import parse_request
 from service.runtime.constraint import GrammarCompiler
@@ -61,14 +61,34 @@ class Walker:
         return request_grammar(parse_request(request), self.syntax, self.tokenizer)
 
     def accepts(self, grammar: str, text: str, prefill: str = "") -> bool:
+        """Whether ``text`` is a whole answer: every token is allowed in turn, and the grammar
+        then accepts, or goes on only with another call (``grammar.more``: an answer of calls
+        goes on until the repeat guard stops it)."""
+        if self.ends(grammar, text, prefill):
+            return True
+        syntax = self.syntax
+        again = [syntax.block_separator + syntax.open, syntax.close + syntax.block_separator]
+        return self.allows(grammar, text, prefill) and any(
+            self.allows(grammar, text + more, prefill) for more in [*again, "\n"] if more
+        )
+
+    def ends(self, grammar: str, text: str, prefill: str = "") -> bool:
         """Whether every token of ``text`` is allowed in turn and the grammar then accepts."""
+        constraint = self._walk(grammar, text, prefill)
+        return constraint is not None and constraint.accepting()
+
+    def allows(self, grammar: str, text: str, prefill: str = "") -> bool:
+        """Whether every token of ``text`` is allowed in turn."""
+        return self._walk(grammar, text, prefill) is not None
+
+    def _walk(self, grammar: str, text: str, prefill: str) -> Any:
         prefill_ids = self.tokenizer.encode_rendered(prefill) if prefill else []
         constraint = self.compiler.constraint(grammar, prefill_ids)
         for token in self.tokenizer.encode_rendered(text):
             if not constraint.allowed()[token]:
-                return False
+                return None
             constraint.advance(token)
-        return constraint.accepting()
+        return constraint
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +104,27 @@ def test_required_admits_one_or_more_calls_to_any_tool(hermes: Walker) -> None:
     assert hermes.accepts(grammar, tagged(NOW, PARIS))
     assert not hermes.accepts(grammar, "Sure, " + tagged(PARIS))
     assert not hermes.accepts(grammar, "")
+
+
+@pytest.mark.parametrize("choice", ["auto", "required"])
+def test_an_answer_of_calls_goes_on_after_each_call_up_to_max_calls(
+    hermes: Walker, choice: str
+) -> None:
+    """The model ends after one call even when asked for several; the grammar asks it for
+    the next one (the repeat guard stops the answer at the first call the parser drops)."""
+    grammar = hermes.grammar(tools=[WEATHER, TIME], tool_choice=choice)
+    assert grammar is not None
+    assert not hermes.ends(grammar, tagged(PARIS))
+    assert hermes.allows(grammar, tagged(PARIS) + "\n<tool_call>\n" + NOW)
+    assert hermes.ends(grammar, tagged(*[PARIS] * MAX_CALLS))
+    assert not hermes.allows(grammar, tagged(*[PARIS] * (MAX_CALLS + 1)))
+    one = hermes.grammar(tools=[WEATHER, TIME], tool_choice=choice, parallel_tool_calls=False)
+    assert one is not None
+    assert hermes.ends(one, tagged(PARIS))
+    named = {"type": "function", "function": {"name": "get_weather"}}
+    single = hermes.grammar(tools=[WEATHER, TIME], tool_choice=named)
+    assert single is not None
+    assert hermes.ends(single, tagged(PARIS))
 
 
 def test_the_last_block_may_end_unclosed_earlier_blocks_close(hermes: Walker) -> None:
@@ -321,3 +362,6 @@ def test_auto_text_never_spells_a_call_opening(hermes: Walker) -> None:
     assert hermes.accepts(grammar, "Use a <tool> when needed.")
     assert not hermes.accepts(grammar, '<tool_call name="get_time" arguments="{}">')
     assert not hermes.accepts(grammar, "Calling it: <tool_call")
+    for spelling in ("<toolCall>", "<Tool-Call>", "<TOOL CALL>", "<toolcall>"):
+        assert not hermes.accepts(grammar, f"{spelling}\n{PARIS}"), spelling
+    assert hermes.accepts(grammar, "A toolcall is a <b>tool</b> call.")

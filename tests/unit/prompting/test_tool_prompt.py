@@ -93,9 +93,9 @@ def test_qwen_seed_second_step_renders_call_once_encoded_and_the_result() -> Non
 
 PROSE_HISTORY = (
     "<|im_start|>user\nWhat is the weather in San Francisco?<|im_end|>\n"
-    '<|im_start|>assistant\nI called get_current_weather({"location": "San Francisco, CA"}).'
-    "<|im_end|>\n<|im_start|>user\nget_current_weather returned: "
-    '{"location": "San Francisco", "temperature": "60"}<|im_end|>\n<|im_start|>assistant\n'
+    '<|im_start|>user\nget_current_weather({"location": "San Francisco, CA"}) returned: '
+    '{"location": "San Francisco", "temperature": "60"}\n\n'
+    "Answer my question with these results.<|im_end|>\n<|im_start|>assistant\n"
 )
 
 
@@ -121,10 +121,18 @@ def test_prose_keeps_assistant_text_and_joins_consecutive_results() -> None:
     ]
     text = _rendered(served_model("llm"), messages=messages)
     assert (
-        '<|im_start|>assistant\nChecking.\nI called get_current_weather({"location": '
-        '"San Francisco, CA"}).\nI called get_time({}).<|im_end|>\n<|im_start|>user\n'
-        "get_time returned: noon\n\nget_current_weather returned: 60<|im_end|>\n"
+        "<|im_start|>assistant\nChecking.<|im_end|>\n<|im_start|>user\n"
+        "get_time({}) returned: noon\n"
+        'get_current_weather({"location": "San Francisco, CA"}) returned: 60\n\n'
+        "Answer my question with these results.<|im_end|>\n"
     ) in text
+    assert "I called" not in text  # the model copies such a turn as its answer
+
+
+def test_prose_tells_calls_without_results() -> None:
+    messages = [QUESTION, {"role": "assistant", "content": None, "tool_calls": [CALL]}]
+    text = _rendered(served_model("llm"), messages=messages)
+    assert 'I called get_current_weather({"location": "San Francisco, CA"}).' in text
 
 
 OTHER_TOOL = {
@@ -230,3 +238,9 @@ def test_smollm2_section_joins_an_existing_system_message() -> None:
 )
 def test_supports_tools_probe(source: str, native: bool) -> None:
     assert supports_tools(ChatTemplate(source)) is native
+
+
+def test_the_prompt_shows_tools_without_the_strict_flag() -> None:
+    strict = {**WEATHER, "function": {**WEATHER["function"], "strict": True}}
+    text = _rendered(served_model("llm"), messages=[QUESTION], tools=[strict])
+    assert '"name": "get_current_weather"' in text and "strict" not in text
