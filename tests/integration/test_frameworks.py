@@ -3,7 +3,7 @@ would: LangGraph's ``create_react_agent`` over ``langchain-openai``, the OpenAI 
 ``OpenAIChatCompletionsModel`` and pydantic-ai's OpenAI chat model, each pointed at our
 ``/v1``. Each sends ``tools`` again with the tool result, so each run must end in a text answer
 on its own. Ten seeded runs per framework (sampling left at the framework's defaults, so the
-model card's; only ``seed`` varies); at least nine must end with text naming the tool's
+model card's; only ``seed`` varies); at least nine must run the tool and end with text naming its
 temperature. Needs the ``frameworks`` extra; a framework that is not installed is skipped.
 """
 
@@ -33,6 +33,8 @@ REQUIRED = 9
 TEMPERATURE = json.loads(seed_weather("San Francisco"))["temperature"]  # "60"
 # One bound for every framework: a run that answers takes 2 model requests.
 MAX_TURNS = 6
+# The locations the tool was called with in the current run (runs are sequential).
+LOCATIONS: list[str] = []
 
 
 def needs(*modules: str) -> pytest.MarkDecorator:
@@ -47,6 +49,7 @@ def get_current_weather(location: str) -> str:
     Args:
         location: The city and state, e.g. San Francisco, CA
     """
+    LOCATIONS.append(location)
     return seed_weather(location)
 
 
@@ -89,17 +92,21 @@ class Run:
     answer: str | None  # the final text, None when the run ended without one
     error: str | None
     exchanges: list[Exchange]
+    locations: list[str]  # the tool's calls
 
     @property
     def passed(self) -> bool:
-        return self.answer is not None and TEMPERATURE in self.answer
+        """The tool ran for San Francisco and the final text names its temperature."""
+        called = any("san francisco" in location.lower() for location in self.locations)
+        return called and self.answer is not None and TEMPERATURE in self.answer
 
     def summary(self) -> str:
         replies = [_reply(exchange.response) for exchange in self.exchanges]
         ending = repr(self.answer) if self.error is None else self.error
         return (
             f"seed {self.seed}: {'ok' if self.passed else 'FAIL'} {self.seconds:.1f}s "
-            f"{len(self.exchanges)} requests {replies} -> {ending[:160]}"
+            f"{len(self.exchanges)} requests {replies} tool ran {len(self.locations)}x "
+            f"-> {ending[:160]}"
         )
 
 
@@ -121,6 +128,7 @@ async def _runs(service: ServiceProcess, agent: Agent) -> list[Run]:
     runs = []
     for seed in SEEDS:
         recorder = Recorder()
+        LOCATIONS.clear()
         started = time.perf_counter()
         answer, error = None, None
         async with recorder.client() as http:
@@ -128,7 +136,8 @@ async def _runs(service: ServiceProcess, agent: Agent) -> list[Run]:
                 answer = await agent(f"{service.url}/v1", http, seed)
             except Exception as exc:  # the framework's own ending: turn limit, bad reply
                 error = f"{type(exc).__name__}: {exc}"
-        runs.append(Run(seed, time.perf_counter() - started, answer, error, recorder.exchanges))
+        seconds = time.perf_counter() - started
+        runs.append(Run(seed, seconds, answer, error, recorder.exchanges, list(LOCATIONS)))
     return runs
 
 
