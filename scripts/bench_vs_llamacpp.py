@@ -104,6 +104,10 @@ class Cell:
         return f"{self.median_rate(tokens=False):.2f} ({correct})"
 
 
+def label_of(workload: Workload, args: argparse.Namespace) -> str:
+    return workload.label.format(essay=args.max_tokens, tool=args.tool_tokens)
+
+
 def request_body(model: str, workload: Workload, index: int, args: argparse.Namespace) -> dict:
     """The ``index``-th request of ``workload`` (essays and questions in turn)."""
     if not workload.tools:
@@ -162,7 +166,8 @@ async def bench(urls: dict[str, str], args: argparse.Namespace) -> dict[tuple[in
                 for name in order:
                     result = await run_workload(clients[name], models[name], workload, args)
                     cells[(w, name)].rounds.append(result)
-                    print(f"round {round_ + 1} {name}: {workload.label}: {result[1]:.1f} s",
+                    label = label_of(workload, args)
+                    print(f"round {round_ + 1} {name}: {label}: {result[1]:.1f} s",
                           file=sys.stderr, flush=True)  # fmt: skip
     finally:
         for client in clients.values():
@@ -233,7 +238,7 @@ def print_table(
     print("| workload | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
     for w, workload in enumerate(WORKLOADS):
-        label = workload.label.format(essay=args.max_tokens, tool=args.tool_tokens)
+        label = label_of(workload, args)
         row = [cells[(w, name)].text(workload) for name in names]
         print(f"| {label} | " + " | ".join(row) + " |")
     prompt = [
