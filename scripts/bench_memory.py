@@ -196,9 +196,11 @@ def main() -> None:
     with fncall_service(parameters) as service:
         samples = asyncio.run(run(service.url, service.process.pid, args))
     load_after = os.getloadavg()
+    prompt = (samples[-1].prompt_tokens - samples[0].prompt_tokens) / max(1, args.requests)
     print(
-        f"\n{MODEL} ({card.precision}), {args.requests} distinct tool requests (~500 prompt "
-        f"tokens, <= {args.max_tokens} answer tokens), {args.concurrency} at a time; "
+        f"\n{MODEL} ({card.precision}), {args.requests} distinct tool requests ({prompt:.0f} "
+        f"prompt tokens on average, <= {args.max_tokens} answer tokens), {args.concurrency} at a "
+        f"time; "
         f"{cpu_model()}, {os.cpu_count()} logical cores; load average {load_before[0]:.1f} "
         f"before, {load_after[0]:.1f} after"
     )
