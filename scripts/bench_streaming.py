@@ -12,26 +12,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import openai
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from scripts.bench_fncall import cpu_model, find_model
 from scripts.bench_triton import QUESTIONS
 from service.model_repository import stage_model
-from tests.integration.serving import running_service
+from tests.integration.serving import ServiceProcess, running_service
 
-REPOSITORY = Path(__file__).resolve().parents[1] / "model_repository"
 MODEL = "qwen2.5-coder-0.5b-instruct"
 
 
@@ -115,13 +115,15 @@ def _table(runs: list[list[Run]]) -> str:
     return "\n".join(lines)
 
 
-def _cpu() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor() or "unknown CPU"
-    names = [line.split(":", 1)[1].strip() for line in out.splitlines() if "Model name" in line]
-    return names[0] if names else "unknown CPU"
+@contextmanager
+def fncall_service(parameters: dict[str, Any]) -> Iterator[ServiceProcess]:
+    """``fncall serve`` on free ports over the built default model, staged into a temp dir as
+    Triton model ``llm`` with the given ``config.pbtxt`` parameters; stopped on exit."""
+    with tempfile.TemporaryDirectory() as workdir:
+        repository = Path(workdir) / "repository"
+        stage_model(find_model(MODEL), repository, "llm", parameters)
+        with running_service(repository, ["llm"], Path(workdir)) as service:
+            yield service
 
 
 async def _bench(url: str, args: argparse.Namespace) -> list[list[Run]]:
@@ -144,17 +146,9 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
     args = parser.parse_args()
-    artifacts = next(
-        card.parent
-        for card in sorted(REPOSITORY.glob("*/1/model_card.json"))
-        if json.loads(card.read_text(encoding="utf-8")).get("name") == MODEL
-    )
-    with tempfile.TemporaryDirectory() as workdir:
-        repository = Path(workdir) / "repository"
-        stage_model(artifacts, repository, "llm", {"max_active_sequences": 16})
-        with running_service(repository, ["llm"], Path(workdir)) as service:
-            runs = asyncio.run(_bench(service.url, args))
-    print(f"CPU: {_cpu()}, {os.cpu_count()} logical cores; load average {os.getloadavg()}")
+    with fncall_service({"max_active_sequences": 16}) as service:
+        runs = asyncio.run(_bench(service.url, args))
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} logical cores; load average {os.getloadavg()}")
     print(f"{MODEL} (int8), greedy, up to {args.max_tokens} tokens, median of {args.rounds} rounds")
     print(_table(runs))
 
