@@ -184,10 +184,12 @@ def print_table(samples: list[Sample]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--requests", type=int, default=2000, help="distinct tool requests in all")
     parser.add_argument("--every", type=int, default=200, help="requests between samples")
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--max-tokens", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=16, help="requests in flight")
+    parser.add_argument(
+        "--max-tokens", type=int, default=8, help="answer tokens per request (kept short)"
+    )
     args = parser.parse_args()
     config = LlmConfig(max_active_sequences=16)
     parameters = {"max_active_sequences": config.max_active_sequences}

@@ -274,9 +274,10 @@ class _Writer:
             text += r' & ~/\s*\{\s*"name"(.|\n)*/'
         opening = syntax.open.strip()
         if opening.startswith("<") and opening.endswith(">"):
-            # A tag opening is matched without its ">" and loosely: the 0.5B model also spells
+            # A tag opening is matched by its first word, loosely: the 0.5B model also spells
             # it with attributes (``<tool_call name="…">``), in camel case or with a hyphen
-            # (``<toolCall>``, ``<tool-call>``), none of which a parser reads.
+            # (``<toolCall>``, ``<tool-call>``), or as another tag of its own
+            # (``<tool_result>``, ``<tool_name>``) around a call, none of which a parser reads.
             text += rf" & ~/(.|\n)*{_loose_tag(opening[:-1])}(.|\n)*/"
         elif opening:
             text += rf" & ~/(.|\n)*{_regex(opening)}(.|\n)*/"
@@ -294,16 +295,13 @@ def _regex(text: str) -> str:
 
 
 def _loose_tag(tag: str) -> str:
-    """A regex of ``tag`` in any letter case, with ``_`` also written as ``-``, a space or
-    nothing."""
-    out = []
-    for char in tag:
-        if char.isalpha():
-            out.append(f"[{char.lower()}{char.upper()}]")
-        elif char == "_":
-            out.append(r"[_\- ]?")
-        else:
-            out.append(_regex(char))
+    """A regex of ``tag`` (``<tool_call``) up to its first ``_`` in any letter case, then
+    ``_``, ``-``, a space or nothing and a letter: ``<toolCall``, ``<tool-call``,
+    ``<tool_result`` (``<tool>`` and ``<tools>`` stay text)."""
+    head, separator, _ = tag.partition("_")
+    out = [f"[{c.lower()}{c.upper()}]" if c.isalpha() else _regex(c) for c in head]
+    if separator:
+        out.append(r"([_\- ][a-zA-Z]|[a-rt-zA-Z])")
     return "".join(out)
 
 

@@ -362,6 +362,6 @@ def test_auto_text_never_spells_a_call_opening(hermes: Walker) -> None:
     assert hermes.accepts(grammar, "Use a <tool> when needed.")
     assert not hermes.accepts(grammar, '<tool_call name="get_time" arguments="{}">')
     assert not hermes.accepts(grammar, "Calling it: <tool_call")
-    for spelling in ("<toolCall>", "<Tool-Call>", "<TOOL CALL>", "<toolcall>"):
+    for spelling in ("<toolCall>", "<Tool-Call>", "<TOOL CALL>", "<toolcall>", "<tool_result>"):
         assert not hermes.accepts(grammar, f"{spelling}\n{PARIS}"), spelling
-    assert hermes.accepts(grammar, "A toolcall is a <b>tool</b> call.")
+    assert hermes.accepts(grammar, "A toolcall is a <b>tool</b> call; <tools> and <tool> too.")
