@@ -147,13 +147,19 @@ def cpu_description() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="qwen2.5-coder-0.5b-instruct")
-    parser.add_argument("--accuracy-levels", default="4,1")
-    parser.add_argument("--threads", default="2,1")
-    parser.add_argument("--batches", default="1,16")
-    parser.add_argument("--steps", type=int, default=12)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--model", default="qwen2.5-coder-0.5b-instruct", help="card name of a built model"
+    )
+    parser.add_argument(
+        "--accuracy-levels", default="4,1", help="MatMulNBits accuracy_level variants"
+    )
+    parser.add_argument("--threads", default="2,1", help="ORT intra-op thread counts")
+    parser.add_argument("--batches", default="1,16", help="decode batch sizes")
+    parser.add_argument("--steps", type=int, default=12, help="decode steps timed per run")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
+    parser.add_argument(
+        "--profile", action="store_true", help="ORT per-operator time shares of a decode step"
+    )
     args = parser.parse_args()
     artifacts = find_model(args.model)
     levels = [int(x) for x in args.accuracy_levels.split(",")]

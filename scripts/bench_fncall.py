@@ -110,7 +110,7 @@ _timings: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar("t
 
 class TimedEngine:
     """An engine that notes, for the request of the current task, when its first token and its
-    final chunk arrived and how many prompt tokens came from the prefix cache."""
+    last chunk arrived (the service may stop reading before the final one: a dropped call)."""
 
     def __init__(self, engine: TritonEngine) -> None:
         self._engine = engine
@@ -120,11 +120,8 @@ class TimedEngine:
     ) -> AsyncIterator[GenerationChunk]:
         timings = _timings.get(None)
         async for chunk in self._engine.generate(model, prompt_ids, params):
-            if timings is not None:
-                if chunk.token_ids and len(timings) == 0:
-                    timings.append(time.perf_counter())
-                if chunk.finish_reason is not None:
-                    timings += [time.perf_counter(), chunk.cached_tokens]
+            if timings is not None and (chunk.token_ids or chunk.finish_reason):
+                timings.append(time.perf_counter())
             yield chunk
 
     async def is_ready(self, model: str) -> bool:
@@ -137,7 +134,7 @@ class Sample:
 
     latency_s: float
     ttft_s: float
-    decode_s: float  # first token -> final chunk
+    decode_s: float  # first token -> last chunk read
     completion_tokens: int
     prompt_tokens: int
     cached_tokens: int
@@ -197,8 +194,9 @@ async def one_request(service: ChatService, model_id: str, index: int, max_token
     begin = time.perf_counter()
     response = (await service.create(body)).to_openai()
     end = time.perf_counter()
-    first, final, cached = timings if len(timings) == 3 else (end, end, 0)
+    first, final = (timings[0], timings[-1]) if timings else (end, end)
     usage = response["usage"]
+    cached = usage["prompt_tokens_details"]["cached_tokens"]
     message = response["choices"][0]["message"]
     return Sample(
         latency_s=end - begin,

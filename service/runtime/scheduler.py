@@ -47,7 +47,7 @@ class Output:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: RequestError | None = None
-    cached_tokens: int = 0  # prompt tokens served from the prefix cache (final output)
+    cached_tokens: int = 0  # prompt tokens served from the prefix cache (first and final)
 
     @property
     def final(self) -> bool:
@@ -371,7 +371,10 @@ class Scheduler:
         if len(seq.generated) >= seq.limit:
             self._retire(seq, Output([token], "length"))
         else:
-            self._emit(seq.request.sink, Output([token]))
+            # The first token says how much of the prompt came from the cache: a client that
+            # stops reading early (a stop string, a dropped call) never sees the final output.
+            cached = seq.cached if len(seq.generated) == 1 else 0
+            self._emit(seq.request.sink, Output([token], cached_tokens=cached))
 
     def _retire(self, seq: _Sequence, output: Output) -> None:
         """Free the slot and send the one final output (with usage filled in)."""
@@ -464,7 +467,8 @@ def coalesce(items: list[tuple[ResponseSink, Output]]) -> list[tuple[ResponseSin
         if index is not None and output.error is None:
             previous = merged[index][1]
             tokens = previous.token_ids + output.token_ids
-            merged[index] = (sink, replace(output, token_ids=tokens))
+            cached = max(previous.cached_tokens, output.cached_tokens)
+            merged[index] = (sink, replace(output, token_ids=tokens, cached_tokens=cached))
         else:
             merged.append((sink, output))
             index = len(merged) - 1

@@ -54,6 +54,18 @@ def test_a_repeated_prompt_is_served_from_the_cache_with_identical_tokens(schedu
     assert prefills == [len(PROMPT), COMPUTED_TAIL]  # the second computed only its tail
 
 
+def test_the_first_token_already_reports_the_cached_tokens(schedulers) -> None:
+    """A client that stops reading early (a stop string, a dropped call) never sees the final
+    output, so the first output carries the count too."""
+    scheduler, _ = schedulers()
+    run(scheduler, PROMPT)
+    request, sink = _request(PROMPT, max_tokens=6)
+    scheduler.submit(request)
+    sink.wait()
+    first = next(output for output in sink.outputs if output.token_ids)
+    assert first.cached_tokens == len(PROMPT) - COMPUTED_TAIL
+
+
 def test_a_shared_prefix_prefills_only_the_new_suffix(schedulers) -> None:
     scheduler, decoder = schedulers()
     run(scheduler, PROMPT)
