@@ -44,11 +44,16 @@ from service.detokenize import TextAccumulator
 from service.errors import Internal, InvalidRequest, NotFound, Unavailable
 from service.generation import Engine, GenerationChunk
 from service.generation import FinishReason as EngineFinish
-from service.grammar import ArgumentsCheck, arguments_check, request_grammar
+from service.grammar import (
+    ArgumentsCheck,
+    arguments_check,
+    goes_on_after_calls,
+    request_grammar,
+)
 from service.grammar_check import check_request_grammar
 from service.models import ModelRegistry, ServedModel
 from service.prompting.chat_prompt import ChatPrompt, build_prompt
-from service.protocol import ChatRequest, NamedToolChoice, parse_request
+from service.protocol import ChatRequest, parse_request
 from service.toolcalls import ToolCallParser
 from service.toolcalls.base import new_call_id
 from service.toolcalls.call_stream import CallStream
@@ -379,9 +384,9 @@ def _parse(plan: _Plan, generation: _Generation) -> None:
     if guard is not None and guard.stopped is not None:
         text = text[: guard.stopped]
     checked = guard.checked if guard is not None else None
-    if reason == "length" and checked is not None and _goes_on_after_calls(plan):
-        # Cut inside the call the grammar asked for after the checked ones (``grammar.more``):
-        # the answer is its checked calls.
+    if reason == "length" and checked is not None and goes_on_after_calls(plan.request):
+        # Cut inside the call the grammar asked for after the checked ones
+        # (``grammar.goes_on_after_calls``): the answer is its checked calls.
         text, reason = text[:checked], "stop"
     parsed = _parser(plan).parse(text)
     generation.answered_only = parsed.answered_only
@@ -392,16 +397,6 @@ def _parse(plan: _Plan, generation: _Generation) -> None:
     generation.message = AssistantMessage(content=parsed.content, tool_calls=calls or None)
     # A cut-off answer says so ("length"), even when calls before the cut were parsed.
     generation.finish_reason = "tool_calls" if calls and reason != "length" else reason
-
-
-def _goes_on_after_calls(plan: _Plan) -> bool:
-    """Whether ``plan``'s grammar asks for another call after each one (``grammar.more``)."""
-    request = plan.request
-    return (
-        plan.grammar is not None
-        and request.parallel_tool_calls
-        and not isinstance(request.effective_tool_choice, NamedToolChoice)
-    )
 
 
 def _parser(plan: _Plan, *, drop_answered: bool = True) -> ToolCallParser:
@@ -425,7 +420,7 @@ def _report_content(plan: _Plan, generation: _Generation, sink: _Sink) -> None:
         if not generation.fed:
             _report_calls(generation, plan.prompt.prefill, sink)
         # The first call streams as it is written; the calls after it, which may be dropped
-        # (``grammar.more``), once the guard has checked them.
+        # (``grammar._Writer.more``), once the guard has checked them.
         checked = generation.guard.checked if generation.guard is not None else None
         end = len(text.text) if checked is None else checked - len(plan.prompt.prefill)
         if end > generation.fed:

@@ -59,8 +59,7 @@ def request_grammar(
     content = _content_rule(request)
     if not tools:
         return None if content is None else _grammar({"start": content})
-    one = isinstance(choice, NamedToolChoice) or not request.parallel_tool_calls
-    writer = _Writer(syntax, tokenizer, one=one)
+    writer = _Writer(syntax, tokenizer, one=not goes_on_after_calls(request))
     rules = {
         f"call_{index}": writer.call(tool)
         for index, tool in enumerate(tools)
@@ -73,6 +72,13 @@ def request_grammar(
     if content is not None:  # auto with a response format: calls, or the formatted answer
         return _grammar({"start": f"calls | {content}", **rules})
     return _grammar({**writer.auto(), **rules}, writer.text_lexeme())
+
+
+def goes_on_after_calls(request: ChatRequest) -> bool:
+    """Whether the grammar of ``request``'s calls asks for another call after each one
+    (``_Writer.more``): several calls allowed, no function named."""
+    choice = request.effective_tool_choice
+    return request.parallel_tool_calls and not isinstance(choice, NamedToolChoice)
 
 
 def check_schemas(request: ChatRequest, tools: Sequence[ToolDefinition]) -> None:
