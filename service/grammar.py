@@ -8,8 +8,9 @@ those tokens to the matcher first). Per ``tool_choice``:
   ``parallel_tool_calls`` is false), each naming one of the tools, arguments valid against it;
 - named: exactly one call of that tool;
 - ``auto``: free text, or calls; the call grammar switches on at the dialect's opening (for
-  Hermes/Qwen the ``<tool_call>`` token, or a bare ``{"name"`` opening the answer), so a call
-  that starts is always completed validly and names a declared tool;
+  Hermes/Qwen the ``<tool_call>`` token, or a bare ``{"name"`` or a fenced ```` ```json ````
+  block holding one opening the answer), so a call that starts is always completed validly
+  and names a declared tool;
 - ``none`` / no tools: only ``response_format`` (``json_object`` / ``json_schema``) constrains.
 
 Every call's arguments follow its tool's schema, whatever ``strict`` says (``strict`` asks for
@@ -41,6 +42,13 @@ from service.toolcalls.base import CallSyntax
 JSON_STYLE = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 # Calls in one answer at most (``_Writer.more``): each one after the first must be new.
 MAX_CALLS = 16
+# Whitespace in a fenced call (``_Writer.fenced``): the model indents it, bounded so that it
+# cannot loop on whitespace.
+_WS = "[ \\n]{0,32}"
+FENCED_JSON_STYLE = {"whitespace_flexible": True, "whitespace_pattern": _WS}
+# How a fenced block opens: the answer's first; each one after.
+_FENCE_FIRST = "```(json)?\\n"
+_FENCE_NEXT = "\\n{1,2}```(json)?\\n"
 # Arguments of a tool declared without ``parameters``: OpenAI reads that as no parameters.
 NO_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}, "additionalProperties": False}
 
@@ -71,7 +79,8 @@ def request_grammar(
         return _grammar({"start": "calls", **rules})
     if content is not None:  # auto with a response format: calls, or the formatted answer
         return _grammar({"start": f"calls | {content}", **rules})
-    return _grammar({**writer.auto(), **rules}, writer.text_lexeme())
+    names = [tool.function.name for tool in tools]
+    return _grammar({**writer.auto(tools), **rules}, writer.text_lexeme(names))
 
 
 def goes_on_after_calls(request: ChatRequest) -> bool:
@@ -247,7 +256,7 @@ class _Writer:
         calls all stay new."""
         return f"({between} call){{{MAX_CALLS - 1}}}"
 
-    def auto(self) -> dict[str, str]:
+    def auto(self, tools: Sequence[ToolDefinition]) -> dict[str, str]:
         """Rules of free text or calls. A call opening that is one added token (Qwen's
         ``<tool_call>``) cannot occur in text; a textual opening ends the text lazily (at its
         first occurrence); calls without an opening, or Hermes' bare ones (one a line), make up
@@ -263,12 +272,40 @@ class _Writer:
                 "opened": f"opening {self.after_open()}",
                 "opening[lazy]": opening,
             }
+        rules: dict[str, str] = {}
         bare = ""
         if syntax.bare:
             bare = " | call" if self._one else f" | call {self.more(_string(chr(10)))}"
-        return {"start": f"TEXT | TEXT? calls{bare}"}
+        if syntax.fenced:
+            bare += " | fenced"
+            rules |= self.fenced(tools)
+        return {"start": f"TEXT | TEXT? calls{bare}", **rules}
 
-    def text_lexeme(self) -> str:
+    def fenced(self, tools: Sequence[ToolDefinition]) -> dict[str, str]:
+        """Rules of an answer of ```` ```json ```` blocks, one call each, as the 0.5B model
+        often writes its calls: JSON indented its way, the name one of ``tools``, arguments
+        per its schema. Where several calls are allowed the answer goes on with another block
+        after each (as ``more``)."""
+        rules: dict[str, str] = {}
+        for part, fence in (("first", _FENCE_FIRST), ("next", _FENCE_NEXT)):
+            for index, tool in enumerate(tools):
+                rules[f"fenced_{part}_{index}"] = self._fenced_call(fence, tool)
+            rules[f"fenced_{part}"] = " | ".join(f"fenced_{part}_{i}" for i in range(len(tools)))
+        more = "" if self._one else f" fenced_next{{{MAX_CALLS - 1}}}"
+        return rules | {"fenced": f"fenced_first{more}"}
+
+    def _fenced_call(self, fence: str, tool: ToolDefinition) -> str:
+        """One fenced block of a call of ``tool``, opened by the regex ``fence``. Its head,
+        up to the name, is one lexeme: free text that opens the same way ends exactly where
+        it names a tool (``text_lexeme``), so ``{"name": "John Doe", …}`` stays text."""
+        schema = {**_styled(arguments_schema(tool)), "x-guidance": FENCED_JSON_STYLE}
+        key = _regex(f'"{self._syntax.arguments_key}"')
+        return (
+            f"/{_fenced_head(fence, [tool.function.name])}/ /{_WS},{_WS}{key}{_WS}:{_WS}/ "
+            f"%json {json.dumps(schema, ensure_ascii=False)} /{_WS}\\}}{_WS}```/"
+        )
+
+    def text_lexeme(self, names: Sequence[str]) -> str:
         """Free text: never opens with a bare call (``{"name"``, whitespace allowed) where the
         dialect reads bare calls, never holds a call opening spelled out in text (where the
         opening is an added token, as Qwen's ``<tool_call>``, the token itself is the
@@ -278,13 +315,18 @@ class _Writer:
         syntax = self._syntax
         if syntax.bare or not syntax.open:
             text += r' & ~/\s*\{\s*"name"(.|\n)*/'
+        if syntax.fenced:
+            text += rf" & ~/{_fenced_head(_FENCE_FIRST, names)}(.|\n)*/"
         opening = syntax.open.strip()
         if opening.startswith("<") and opening.endswith(">"):
             # A tag opening is matched by its first word, loosely: the 0.5B model also spells
             # it with attributes (``<tool_call name="…">``), in camel case or with a hyphen
             # (``<toolCall>``, ``<tool-call>``), or as another tag of its own
             # (``<tool_result>``, ``<tool_name>``) around a call, none of which a parser reads.
-            text += rf" & ~/(.|\n)*{_loose_tag(opening[:-1])}(.|\n)*/"
+            # Nor does an answer open with a tag (``<`` at its start): wrapping its calls in
+            # ``<tool>``, ``<tools>``, the 0.5B model writes them in a form no parser reads;
+            # kept from that, it writes the fenced or tagged calls the grammar asks to go on.
+            text += rf" & ~/(.|\n)*{_loose_tag(opening[:-1])}(.|\n)*/ & ~/\s*<(.|\n)*/"
         elif opening:
             text += rf" & ~/(.|\n)*{_regex(opening)}(.|\n)*/"
         return f"TEXT: {text}"
@@ -298,6 +340,12 @@ class _Writer:
 def _regex(text: str) -> str:
     """``text`` escaped for a Lark ``/regex/``."""
     return re.escape(text).replace("/", r"\/")
+
+
+def _fenced_head(fence: str, names: Sequence[str]) -> str:
+    """A regex of a fenced call's head: ``fence``, then ``{"name": "`` and one of ``names``."""
+    alternatives = "|".join(_regex(json.dumps(name)) for name in names)
+    return rf'{fence}\{{{_WS}"name"{_WS}:{_WS}({alternatives})'
 
 
 def _loose_tag(tag: str) -> str:

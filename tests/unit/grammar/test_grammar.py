@@ -365,3 +365,53 @@ def test_auto_text_never_spells_a_call_opening(hermes: Walker) -> None:
     for spelling in ("<toolCall>", "<Tool-Call>", "<TOOL CALL>", "<toolcall>", "<tool_result>"):
         assert not hermes.accepts(grammar, f"{spelling}\n{PARIS}"), spelling
     assert hermes.accepts(grammar, "A toolcall is a <b>tool</b> call; <tools> and <tool> too.")
+
+
+def fenced(*calls: dict[str, Any]) -> str:
+    """Calls as the 0.5B model fences them: indented JSON, one block each."""
+    return "\n\n".join(f"```json\n{json.dumps(c, indent=2)}\n```" for c in calls)
+
+
+PARIS_CALL = {"name": "get_weather", "arguments": {"location": "Paris", "unit": "c"}}
+TOKYO_CALL = {"name": "get_weather", "arguments": {"location": "Tokyo"}}
+
+
+def test_auto_admits_fenced_calls_opening_the_answer_and_asks_for_more(hermes: Walker) -> None:
+    """An answer that opens with a fenced call is a call answer: schema-valid, indented as the
+    model writes it, and it goes on with another fenced call (as tagged and bare ones do)."""
+    grammar = hermes.grammar(tools=[WEATHER, TIME])
+    assert grammar is not None
+    assert hermes.allows(grammar, fenced(PARIS_CALL))
+    assert not hermes.ends(grammar, fenced(PARIS_CALL))
+    assert hermes.allows(
+        grammar, fenced(PARIS_CALL, TOKYO_CALL, {"name": "get_time", "arguments": {}})
+    )
+    assert hermes.ends(grammar, fenced(*[PARIS_CALL] * MAX_CALLS))
+    assert not hermes.allows(grammar, fenced(*[PARIS_CALL] * (MAX_CALLS + 1)))
+    compact = f"```json\n{json.dumps(PARIS_CALL)}\n```"
+    assert hermes.allows(grammar, compact)
+    bad = {"name": "get_weather", "arguments": {"location": "Paris", "unit": "kelvin"}}
+    assert not hermes.allows(grammar, fenced(bad))
+    extra = {"name": "get_weather", "arguments": {"location": "Paris", "required": ["x"]}}
+    assert not hermes.allows(grammar, fenced(extra))
+    # Other fenced JSON, and fenced calls later in a text, stay free text.
+    assert hermes.ends(grammar, '```json\n{"city": "Paris"}\n```')
+    for other in ("John Doe", "get_news"):  # a name no offered tool has
+        assert hermes.ends(grammar, fenced({"name": other, "arguments": {"location": "Paris"}}))
+    assert hermes.ends(grammar, "Here it is:\n" + fenced(PARIS_CALL))
+    one = hermes.grammar(tools=[WEATHER, TIME], parallel_tool_calls=False)
+    assert one is not None
+    assert hermes.ends(one, fenced(PARIS_CALL))
+    assert not hermes.allows(one, fenced(PARIS_CALL, TOKYO_CALL))
+
+
+def test_an_auto_answer_does_not_open_with_a_tag(hermes: Walker) -> None:
+    """The 0.5B model wraps calls in tags of its own (``<tool>…</tool>``) that no parser
+    reads; an answer may not open with ``<`` (tags later in the text stay text)."""
+    grammar = hermes.grammar(tools=[WEATHER, TIME])
+    assert grammar is not None
+    for opening in ("<tool>", "<tools>", "<function>", " <b>", "<"):
+        assert not hermes.allows(grammar, f"{opening}\n{PARIS}"), opening
+    assert hermes.ends(grammar, "Bold is <b>, italics <i>.")
+    none = hermes.grammar(tools=[WEATHER, TIME], tool_choice="none")
+    assert none is None
