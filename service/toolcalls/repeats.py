@@ -31,17 +31,25 @@ class RepeatGuard:
         self._scanned = dict.fromkeys(self._markers, 0)
         self._bare = syntax.bare  # bare call objects, one a line
         self._bare_scanned = 0
-        self.checked: int | None = None  # where the last block checked and kept ends
+        self.checked: int | None = None  # where the last call checked and kept ends
         self.stopped: int | None = None  # where the block that stopped the answer ends
+        self._calls = 0  # calls kept up to ``checked``
 
     def repeated(self, text: str) -> bool:
         """Whether ``text`` (the answer so far) has closed a block, or ended a bare call's
-        line, that the parser drops (checked at each such end in turn)."""
+        line, that the parser drops (checked at each such end in turn). ``checked`` moves to an
+        end that completes a call, or that leaves no text outside calls (a closing tag after a
+        call already complete); a fence opening, or a line end inside a fenced call, moves
+        nothing."""
         for end in self._ends(text):
-            if self._parser.parse(text[:end]).dropped > 0:
+            parsed = self._parser.parse(text[:end])
+            if parsed.dropped > 0:
                 self.stopped = end
                 return True
-            self.checked = end
+            calls = len(parsed.tool_calls)
+            if calls and (calls > self._calls or parsed.content is None):
+                self._calls = calls
+                self.checked = end
         return False
 
     def _ends(self, text: str) -> list[int]:

@@ -395,6 +395,32 @@ async def test_an_answer_cut_inside_a_later_call_is_its_checked_calls(
     assert response["choices"][0]["message"]["content"] is None
 
 
+@pytest.mark.parametrize("tail", ["\n\n```", '\n\n```json\n{\n  "name": "get_time",\n  "arg'])
+async def test_a_fenced_answer_cut_inside_its_next_block_is_its_checked_calls(
+    qwen: ServedModel, qwen_tokenizer: Tokenizer, tail: str
+) -> None:
+    """Fenced calls go on the same way (``grammar._Writer.fenced``); the next block's opening
+    and its lines are not content."""
+    call = {"name": "get_current_weather", "arguments": {"location": "SF"}}
+    text = f"```json\n{json.dumps(call, indent=2)}\n```" + tail
+    service, _ = _service(qwen, qwen_tokenizer, Script(text, finish="length"))
+    response = await _create(service, _body(qwen))
+    assert response["choices"][0]["finish_reason"] == "tool_calls"
+    assert _calls(response) == [("get_current_weather", {"location": "SF"})]
+    assert response["choices"][0]["message"]["content"] is None
+
+
+async def test_an_answer_cut_inside_its_first_fenced_call_reports_length(
+    qwen: ServedModel, qwen_tokenizer: Tokenizer
+) -> None:
+    text = '```json\n{\n  "name": "get_current_weather",\n  "arguments": {\n    "loc'
+    service, _ = _service(qwen, qwen_tokenizer, Script(text, finish="length"))
+    response = await _create(service, _body(qwen))
+    (choice,) = response["choices"]
+    assert choice["finish_reason"] == "length" and _calls(response) == []
+    assert choice["message"]["content"] == text
+
+
 async def test_a_cut_off_answer_reports_length_even_with_calls(
     qwen: ServedModel, qwen_tokenizer: Tokenizer
 ) -> None:

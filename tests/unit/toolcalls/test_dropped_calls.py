@@ -154,3 +154,17 @@ def test_the_guard_watches_fenced_calls_and_marks_where_it_stopped() -> None:
     again = f"{sf}\n\n{sf}"
     assert guard.repeated(again + "\n\n```json\n{")  # the rest came in the same chunk
     assert guard.stopped == len(again)
+
+
+def test_checked_moves_only_where_a_kept_call_ends() -> None:
+    """A fence opening, or a line end inside an indented fenced call, completes no call: a
+    budget cut there must not leave a piece of the next block in ``content``."""
+    guard = RepeatGuard(HermesParser(NAMES, context="weather in sf and la?"))
+    call = {"name": "get_current_weather", "arguments": {"location": "SF"}}
+    sf = f"```json\n{json.dumps(call, indent=2)}\n```"
+    assert not guard.repeated(sf[:-4])  # "  }\n" and "}\n" inside the block
+    assert guard.checked is None
+    assert not guard.repeated(sf)
+    assert guard.checked == len(sf)
+    assert not guard.repeated(sf + '\n\n```json\n{\n  "name": "get_time",\n  "arguments": {}\n}\n')
+    assert guard.checked == len(sf)
