@@ -22,8 +22,8 @@ import numpy as np
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from service.modelbuild.onnx_export import INT4_ACCURACY_LEVEL, MS_DOMAIN, OPSET
-from service.modelbuild.onnx_weights import INT4_BLOCK_SIZE, quantize_blockwise
+from service.modelbuild.onnx_export import MS_DOMAIN, OPSET, nbits_attributes
+from service.modelbuild.onnx_weights import quantize_blockwise
 from service.modelcard import Precision
 from service.runtime.onnx_decoder import physical_cores
 
@@ -87,15 +87,7 @@ def _session(bits: int, rng: np.random.Generator) -> ort.InferenceSession:
         out = "y" if layer == 2 * LAYERS - 1 else f"h_{layer}"
         nodes.append(
             helper.make_node(
-                "MatMulNBits",
-                [x, *names],
-                [out],
-                domain=MS_DOMAIN,
-                K=k,
-                N=n,
-                bits=bits,
-                block_size=INT4_BLOCK_SIZE,
-                accuracy_level=INT4_ACCURACY_LEVEL,
+                "MatMulNBits", [x, *names], [out], domain=MS_DOMAIN, **nbits_attributes(quant)
             )
         )
         x = out

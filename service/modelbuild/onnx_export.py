@@ -22,7 +22,12 @@ from onnx import TensorProto, helper
 
 from service.modelbuild.checkpoint import Checkpoint, ModelConfig
 from service.modelbuild.errors import BuildError
-from service.modelbuild.onnx_weights import INT4_BLOCK_SIZE, ExternalDataWriter, quantize_blockwise
+from service.modelbuild.onnx_weights import (
+    INT4_BLOCK_SIZE,
+    ExternalDataWriter,
+    QuantizedWeight,
+    quantize_blockwise,
+)
 from service.modelbuild.rope import base_inv_freq
 
 logger = logging.getLogger(__name__)
@@ -114,16 +119,7 @@ class _DecoderGraph:
                 self.writer.add(f"{name}.scales", quant.scales),
                 self.writer.add(f"{name}.zero_points", quant.zero_points),
             ]
-            (out,) = self.node(
-                "MatMulNBits",
-                inputs,
-                domain=MS_DOMAIN,
-                K=quant.k,
-                N=quant.n,
-                bits=quant.bits,
-                block_size=INT4_BLOCK_SIZE,
-                accuracy_level=INT4_ACCURACY_LEVEL,
-            )
+            (out,) = self.node("MatMulNBits", inputs, domain=MS_DOMAIN, **nbits_attributes(quant))
         else:
             (out,) = self.node("MatMul", [x, self.const(f"{name}.weight_t", weight.T)])
         if bias is not None:
@@ -275,6 +271,17 @@ class _DecoderGraph:
         for i in range(c.num_layers):
             values += [_value_info(n, self.act_type, kv_shape) for n in present_names(i)]
         return values
+
+
+def nbits_attributes(quant: QuantizedWeight) -> dict[str, Any]:
+    """The attributes of a ``MatMulNBits`` node over ``quant``."""
+    return {
+        "K": quant.k,
+        "N": quant.n,
+        "bits": quant.bits,
+        "block_size": INT4_BLOCK_SIZE,
+        "accuracy_level": INT4_ACCURACY_LEVEL,
+    }
 
 
 def export_onnx(
