@@ -285,25 +285,27 @@ class _Writer:
         """Rules of an answer of ```` ```json ```` blocks, one call each, as the 0.5B model
         often writes its calls: JSON indented its way, the name one of ``tools``, arguments
         per its schema. Where several calls are allowed the answer goes on with another block
-        after each (as ``more``)."""
+        after each (as ``more``).
+
+        A block's head, from its fence up to the tool's name, is one lexeme: free text that
+        opens the same way ends exactly where it names a tool (``text_lexeme``), so
+        ``{"name": "John Doe", …}`` stays text. The rest of the block is one rule per tool,
+        shared by the first block and the next ones."""
         rules: dict[str, str] = {}
+        key = _regex(f'"{self._syntax.arguments_key}"')
+        for index, tool in enumerate(tools):
+            schema = {**_styled(arguments_schema(tool)), "x-guidance": FENCED_JSON_STYLE}
+            rules[f"fenced_rest_{index}"] = (
+                f"/{_WS},{_WS}{key}{_WS}:{_WS}/ "
+                f"%json {json.dumps(schema, ensure_ascii=False)} /{_WS}\\}}{_WS}```/"
+            )
         for part, fence in (("first", _FENCE_FIRST), ("next", _FENCE_NEXT)):
             for index, tool in enumerate(tools):
-                rules[f"fenced_{part}_{index}"] = self._fenced_call(fence, tool)
+                head = _fenced_head(fence, [tool.function.name])
+                rules[f"fenced_{part}_{index}"] = f"/{head}/ fenced_rest_{index}"
             rules[f"fenced_{part}"] = " | ".join(f"fenced_{part}_{i}" for i in range(len(tools)))
         more = "" if self._one else f" fenced_next{{{MAX_CALLS - 1}}}"
         return rules | {"fenced": f"fenced_first{more}"}
-
-    def _fenced_call(self, fence: str, tool: ToolDefinition) -> str:
-        """One fenced block of a call of ``tool``, opened by the regex ``fence``. Its head,
-        up to the name, is one lexeme: free text that opens the same way ends exactly where
-        it names a tool (``text_lexeme``), so ``{"name": "John Doe", …}`` stays text."""
-        schema = {**_styled(arguments_schema(tool)), "x-guidance": FENCED_JSON_STYLE}
-        key = _regex(f'"{self._syntax.arguments_key}"')
-        return (
-            f"/{_fenced_head(fence, [tool.function.name])}/ /{_WS},{_WS}{key}{_WS}:{_WS}/ "
-            f"%json {json.dumps(schema, ensure_ascii=False)} /{_WS}\\}}{_WS}```/"
-        )
 
     def text_lexeme(self, names: Sequence[str]) -> str:
         """Free text: never opens with a bare call (``{"name"``, whitespace allowed) where the
