@@ -12,6 +12,8 @@ Layout written (``<repository>/<name>/``)::
 Everything is built in a temp dir next to the target and moved into place at the end, so a
 failure leaves the previous entry (or nothing) behind. A rerun whose stamp matches skips the
 conversion and only refreshes the template files and the card's served name / dialect.
+Precision ``auto`` (the default) builds int8 or int4, whichever ``cpu_precision`` measures
+faster on this CPU, and afterwards keeps the entry's precision instead of measuring again.
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from service.modelbuild.card import make_card
 from service.modelbuild.checkpoint import check_architecture, load_checkpoint
+from service.modelbuild.cpu_precision import CHOICES as AUTO_PRECISIONS
+from service.modelbuild.cpu_precision import pick_precision
 from service.modelbuild.errors import BuildError
 from service.modelbuild.gguf_metadata import read_gguf_metadata
 from service.modelbuild.onnx_export import export_onnx
@@ -63,7 +67,7 @@ class BuildOptions:
     source: str
     repository: Path
     name: str = "llm"
-    precision: Precision = "int8"
+    precision: Precision | Literal["auto"] = "auto"
     served_name: str | None = None
     tool_dialect: ToolDialect | None = None
     force: bool = False
@@ -100,15 +104,34 @@ def build_model(options: BuildOptions, progress: Progress) -> BuildResult:
         )
     source = resolve_source(options.source, options.cache_dir or default_cache_dir(), progress)
     target = options.repository / options.name
-    stamp = _stamp(source, options.precision)
+    precision = _precision(options, source, target, progress)
+    stamp = _stamp(source, precision)
     current = _current_card(target, stamp)
     if current is not None and not options.force:
         card = _refresh_card(current, options, source, target)
         _sync_template(options.template_dir, target)
-        progress(f"{target} is current ({source.name}, {options.precision}); nothing to convert")
+        progress(f"{target} is current ({source.name}, {precision}); nothing to convert")
         return BuildResult(target, card, rebuilt=False)
-    card = _build_into_place(source, options, target, stamp, progress)
+    card = _build_into_place(source, options, precision, target, stamp, progress)
     return BuildResult(target, card, rebuilt=True)
+
+
+def _precision(
+    options: BuildOptions, source: ModelSource, target: Path, progress: Progress
+) -> Precision:
+    """The precision to build: as asked, or for ``auto`` the current entry's int8 or int4 (so
+    a rebuild keeps what this CPU was measured to prefer), else what ``pick_precision``
+    measures (also with ``--force``)."""
+    if options.precision != "auto":
+        return options.precision
+    if not options.force:
+        for precision in AUTO_PRECISIONS:
+            if _current_card(target, _stamp(source, precision)) is not None:
+                progress(
+                    f"precision auto: the current entry is {precision} (--force measures again)"
+                )
+                return precision
+    return pick_precision(progress)
 
 
 def _stamp(source: ModelSource, precision: str) -> dict[str, Any]:
@@ -152,6 +175,7 @@ def _refresh_card(
 def _build_into_place(
     source: ModelSource,
     options: BuildOptions,
+    precision: Precision,
     target: Path,
     stamp: dict[str, Any],
     progress: Progress,
@@ -160,7 +184,7 @@ def _build_into_place(
     staging = options.repository / f".{options.name}.building-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        card = _build_artifacts(source, options, staging / "1", progress)
+        card = _build_artifacts(source, options, precision, staging / "1", progress)
         (staging / "1" / STAMP_FILE).write_text(json.dumps(stamp, indent=2), encoding="utf-8")
         _install(staging, target, options.template_dir)
     finally:
@@ -170,7 +194,11 @@ def _build_into_place(
 
 
 def _build_artifacts(
-    source: ModelSource, options: BuildOptions, out_dir: Path, progress: Progress
+    source: ModelSource,
+    options: BuildOptions,
+    precision: Precision,
+    out_dir: Path,
+    progress: Progress,
 ) -> ModelCard:
     out_dir.mkdir(parents=True)
     with timed(progress, "reading the tokenizer and chat template"):
@@ -182,14 +210,14 @@ def _build_artifacts(
     (out_dir / CHAT_TEMPLATE_FILE).write_text(bundle.chat_template, encoding="utf-8")
     with timed(progress, f"reading weights from {source.path.name}"):
         checkpoint = load_checkpoint(source.path)
-    with timed(progress, f"converting to ONNX ({options.precision})"):
-        facts = export_onnx(checkpoint, out_dir, options.precision, progress)
+    with timed(progress, f"converting to ONNX ({precision})"):
+        facts = export_onnx(checkpoint, out_dir, precision, progress)
     card = make_card(
         served_name=options.served_name or source.name,
         source=source,
         config=checkpoint.config,
         bundle=bundle,
-        precision=options.precision,
+        precision=precision,
         tool_dialect=options.tool_dialect,
         graph_facts=facts,
     )

@@ -12,7 +12,6 @@ from typing import get_args
 
 from service.modelbuild.build import BuildOptions, build_model
 from service.modelbuild.card import TOOL_DIALECTS
-from service.modelbuild.cpu_precision import pick_precision
 from service.modelbuild.errors import BuildError
 from service.modelbuild.sources import DEFAULT_MODEL, PACKAGED_MODELS
 from service.modelcard import Precision
@@ -37,16 +36,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--precision",
         choices=[*get_args(Precision), "auto"],
-        default="int8",
-        help="weights of the ONNX graph: int8 (MatMulNBits 8-bit: tool calls as good as fp32 "
-        "at a third of its size; the fastest on some CPUs), int4 (the fastest on others), "
-        "auto (int8 or int4, whichever multiplies faster on this CPU, timed in about 2 s), "
-        "fp16 (GPU) or fp32",
+        default="auto",
+        help="weights of the ONNX graph: auto (default: int8 or int4, whichever multiplies "
+        "faster on this CPU, timed in about 6 s; a rebuild keeps the entry's choice unless "
+        "--force), int8 (MatMulNBits 8-bit: tool calls as good as fp32 at a third of its "
+        "size; the fastest on some CPUs), int4 (the fastest on others), fp16 (GPU) or fp32",
     )
     p.add_argument("--served-name", help="OpenAI model id (default: from the source)")
     p.add_argument("--tool-dialect", choices=TOOL_DIALECTS, help="override the detected one")
     p.add_argument("--cache-dir", type=Path, help="where joined GGUFs are kept")
-    p.add_argument("--force", action="store_true", help="rebuild even if current")
+    p.add_argument(
+        "--force", action="store_true", help="rebuild even if current (auto: measure again)"
+    )
     return p
 
 
@@ -58,12 +59,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     def progress(message: str) -> None:
         print(f"[{time.perf_counter() - started:7.1f}s] {message}", flush=True)
 
-    precision = pick_precision(progress) if args.precision == "auto" else args.precision
     options = BuildOptions(
         source=args.source,
         repository=args.repository,
         name=args.name,
-        precision=precision,
+        precision=args.precision,
         served_name=args.served_name,
         tool_dialect=args.tool_dialect,
         force=args.force,

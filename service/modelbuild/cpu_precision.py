@@ -27,6 +27,7 @@ from service.modelbuild.onnx_weights import quantize_blockwise
 from service.modelcard import Precision
 from service.runtime.onnx_decoder import physical_cores
 
+CHOICES: tuple[Precision, ...] = ("int8", "int4")
 SHAPE = (896, 4864)  # hidden, intermediate: the default model's MLP
 LAYERS = 12  # up and down projections each: 105 MB of int8 weights
 BATCHES = (1, 16)

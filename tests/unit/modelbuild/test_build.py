@@ -39,11 +39,18 @@ class FakeCheckpoint:
 
 
 class FakeConverter:
-    """Stands in for load_checkpoint + export_onnx; counts exports, can be told to fail."""
+    """Stands in for load_checkpoint + export_onnx (and the ``auto`` precision probe); counts
+    exports and probes, can be told to fail."""
 
     def __init__(self) -> None:
         self.exports = 0
         self.fail = False
+        self.probes: list[str] = []  # what each precision probe picks, in turn
+        self.probed = 0
+
+    def pick(self, progress: Any) -> str:
+        self.probed += 1
+        return self.probes.pop(0) if self.probes else "int8"
 
     def load(self, path: Path) -> FakeCheckpoint:
         return FakeCheckpoint(CONFIG)
@@ -64,6 +71,7 @@ def converter(monkeypatch: pytest.MonkeyPatch) -> FakeConverter:
     fake = FakeConverter()
     monkeypatch.setattr(build, "load_checkpoint", fake.load)
     monkeypatch.setattr(build, "export_onnx", fake.export)
+    monkeypatch.setattr(build, "pick_precision", fake.pick)
     return fake
 
 
@@ -146,6 +154,27 @@ def test_rerun_is_current_and_skips_conversion(
     build_model(_options(tmp_path, template_dir, precision="fp16"), _quiet)
     build_model(_options(tmp_path, template_dir, precision="fp16", force=True), _quiet)
     assert converter.exports == 3
+
+
+def test_auto_precision_is_measured_once_then_kept(
+    tmp_path: Path, template_dir: Path, converter: FakeConverter
+) -> None:
+    converter.probes = ["int4", "int8", "int8"]
+    first = build_model(_options(tmp_path, template_dir), _quiet)
+    assert ModelCard.load(first.model_dir / "1").precision == "int4" and converter.probed == 1
+    messages: list[str] = []
+    again = build_model(_options(tmp_path, template_dir), messages.append)
+    assert not again.rebuilt and converter.probed == 1 and converter.exports == 1
+    assert "precision auto: the current entry is int4 (--force measures again)" in messages
+    forced = build_model(_options(tmp_path, template_dir, force=True), _quiet)
+    assert forced.rebuilt and converter.probed == 2
+    assert ModelCard.load(forced.model_dir / "1").precision == "int8"
+    asked = build_model(_options(tmp_path, template_dir, precision="int4"), _quiet)
+    assert asked.rebuilt and converter.probed == 2  # an explicit precision is not measured
+    other = _options(tmp_path, template_dir, precision="fp16")
+    build_model(other, _quiet)
+    assert build_model(_options(tmp_path, template_dir), _quiet).rebuilt  # fp16 is not auto's
+    assert converter.probed == 3
 
 
 def test_failed_first_build_leaves_nothing(

@@ -40,7 +40,7 @@ def test_arguments_reach_the_build(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert cli.main([]) == 1
     assert (seen[1].source, seen[1].precision, seen[1].name) == (
         "qwen2.5-coder-0.5b-instruct",
-        "int8",
+        "auto",
         "llm",
     )
 
