@@ -41,7 +41,7 @@ from service.chat_types import (
     Usage,
 )
 from service.detokenize import TextAccumulator
-from service.errors import Internal, InvalidRequest, NotFound, Unavailable
+from service.errors import Internal, InvalidRequest, ModelNotFound, Unavailable
 from service.generation import Engine, GenerationChunk
 from service.generation import FinishReason as EngineFinish
 from service.grammar import (
@@ -174,11 +174,11 @@ class ChatService:
         return ModelList(data=[_model_card(model) for model in self._models])
 
     def get_model(self, model_id: str) -> ModelCard:
-        """The body of ``GET /v1/models/{id}``; ``NotFound`` for an unknown id."""
+        """The body of ``GET /v1/models/{id}``; ``ModelNotFound`` for an unknown id."""
         for model in self._models:
             if model.id == model_id:
                 return _model_card(model)
-        raise NotFound(f"The model {model_id!r} does not exist.", code="model_not_found")
+        raise ModelNotFound(f"The model {model_id!r} does not exist.")
 
     async def ready(self) -> bool:
         """Whether the engine serves every model."""

@@ -73,6 +73,14 @@ class NotFound(ServiceError):
     kind = ErrorKind(404, grpc.StatusCode.NOT_FOUND, "not_found_error")
 
 
+class ModelNotFound(NotFound):
+    """The request names a model that is not served: 404 with OpenAI's ``invalid_request_error``
+    and ``model_not_found``, as OpenAI answers it (gRPC NOT_FOUND)."""
+
+    kind = ErrorKind(404, grpc.StatusCode.NOT_FOUND, "invalid_request_error")
+    default_code = "model_not_found"
+
+
 class Overloaded(ServiceError):
     """Queues are full; retry later (HTTP 429 / RESOURCE_EXHAUSTED)."""
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.errors import InvalidRequest
+from service.errors import ModelNotFound
 from service.modelcard import CARD_FILE, ModelCard
 from service.prompting.template import ChatTemplate
 from service.prompting.tokenizer import PromptTokenizer
@@ -100,14 +100,13 @@ class ModelRegistry:
         return cls(models)
 
     def get(self, served_id: str) -> ServedModel:
-        """The model served as ``served_id``; ``InvalidRequest`` (model_not_found) otherwise."""
+        """The model served as ``served_id``; ``ModelNotFound`` otherwise."""
         try:
             return self._models[served_id]
         except KeyError:
-            raise InvalidRequest(
+            raise ModelNotFound(
                 f"The model {served_id!r} does not exist; available: {sorted(self._models)}.",
                 param="model",
-                code="model_not_found",
             ) from None
 
     def __iter__(self) -> Iterator[ServedModel]:

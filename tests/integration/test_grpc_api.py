@@ -198,11 +198,10 @@ def _function_json() -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("request_", "message"),
     [
-        (_request("hi", model="nope"), "model"),
         (_request("hi", tool_choice=chat_pb2.ToolChoice(function_name="missing")), "missing"),
         (_request("hi", temperature=3.0), "temperature"),
     ],
-    ids=["unknown-model", "named-tool-missing", "temperature-range"],
+    ids=["named-tool-missing", "temperature-range"],
 )
 async def test_client_mistakes_are_invalid_argument(
     qwen_service: ServiceProcess,
@@ -214,6 +213,13 @@ async def test_client_mistakes_are_invalid_argument(
         await stub.Create(request_, metadata=AUTH)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert message in (err.value.details() or "")
+
+
+async def test_unknown_model_is_not_found(stub: chat_pb2_grpc.ChatCompletionsStub) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.Create(_request("hi", model="nope"), metadata=AUTH)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "'nope' does not exist" in (err.value.details() or "")
 
 
 async def test_bad_api_key_is_unauthenticated(stub: chat_pb2_grpc.ChatCompletionsStub) -> None:
@@ -237,7 +243,9 @@ async def test_deadline_cuts_a_long_generation(
 ) -> None:
     started = time.monotonic()
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub.Create(_request(LONG, max_tokens=1500), metadata=AUTH, timeout=1.5)
+        await stub.Create(
+            _request(LONG, tool_choice=_none(), max_tokens=1500), metadata=AUTH, timeout=1.5
+        )
     assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert time.monotonic() - started < 5
     await _wait_idle(qwen_service.url)
@@ -246,7 +254,8 @@ async def test_deadline_cuts_a_long_generation(
 async def test_cancelled_call_frees_its_slot(
     qwen_service: ServiceProcess, stub: chat_pb2_grpc.ChatCompletionsStub
 ) -> None:
-    calls = [stub.Create(_request(LONG, max_tokens=1500), metadata=AUTH) for _ in range(4)]
+    long = _request(LONG, tool_choice=_none(), max_tokens=1500)
+    calls = [stub.Create(long, metadata=AUTH) for _ in range(4)]
     deadline = time.monotonic() + 30
     while await asyncio.to_thread(in_flight, qwen_service.url) < 4:
         assert time.monotonic() < deadline

@@ -153,7 +153,6 @@ async def test_async_client_named_call_and_n_choices(async_client: openai.AsyncO
 
 
 BAD_REQUESTS: list[tuple[str, dict[str, Any], str | None, str | None]] = [
-    ("unknown model", {"model": "gpt-4o"}, "model", "model_not_found"),
     ("empty messages", {"messages": []}, "messages", None),
     ("bad role", {"messages": [{"role": "robot", "content": "hi"}]}, "messages[0].role", None),
     ("temperature", {"temperature": 2.5}, "temperature", None),
@@ -249,3 +248,8 @@ def test_unknown_model_id_is_not_found(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as info:
         client.models.retrieve("gpt-4o")
     assert info.value.code == "model_not_found"
+    with pytest.raises(openai.NotFoundError) as info:  # as OpenAI answers an unknown model
+        client.chat.completions.create(model="gpt-4o", messages=[QUESTION])
+    error = info.value
+    assert error.status_code == 404 and error.type == "invalid_request_error"
+    assert (error.param, error.code) == ("model", "model_not_found")

@@ -120,6 +120,13 @@ def test_stream_errors_before_the_first_event_are_envelopes(client: openai.OpenA
     assert caught.value.param == "tools[0].type"
 
 
+def test_unknown_model_is_not_found(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.responses.create(model="no-such-model", input="hi")
+    assert caught.value.status_code == 404 and caught.value.type == "invalid_request_error"
+    assert (caught.value.param, caught.value.code) == ("model", "model_not_found")
+
+
 def test_store_false_keeps_nothing(client: openai.OpenAI) -> None:
     first = client.responses.create(model=QWEN, input="Say hi.", store=False, max_output_tokens=8)
     with pytest.raises(openai.NotFoundError):
@@ -159,7 +166,6 @@ def test_json_schema_text_format(client: openai.OpenAI) -> None:
 @pytest.mark.parametrize(
     ("fields", "param", "code"),
     [
-        ({"model": "no-such-model"}, "model", "model_not_found"),
         ({"temperature": 3}, "temperature", None),
         ({"tools": [{"type": "web_search"}]}, "tools[0].type", "unsupported_value"),
         ({"tools": [{"type": "function", "name": "bad name!"}]}, "tools[0].name", None),

@@ -14,7 +14,7 @@ import pytest
 from tokenizers import Tokenizer
 
 from service.chat import ChatService
-from service.errors import InvalidRequest, NotFound, Overloaded
+from service.errors import InvalidRequest, ModelNotFound, NotFound, Overloaded
 from service.generation import FinishReason, GenerationChunk, SamplingParams
 from service.models import ModelRegistry, ServedModel
 from tests.seed import QUESTION, WEATHER_TOOL
@@ -341,7 +341,7 @@ async def test_engine_error_propagates_and_closes_siblings(
 
 async def test_unknown_model_and_bad_request(qwen: ServedModel, qwen_tokenizer: Tokenizer) -> None:
     service, _ = _service(qwen, qwen_tokenizer, "ok")
-    with pytest.raises(InvalidRequest) as info:
+    with pytest.raises(ModelNotFound) as info:
         await _create(service, _body(qwen, model="gpt-4"))
     assert (info.value.param, info.value.code) == ("model", "model_not_found")
     with pytest.raises(InvalidRequest) as info:

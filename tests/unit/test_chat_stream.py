@@ -12,7 +12,7 @@ from tokenizers import Tokenizer
 
 from service.chat import ChatService
 from service.chat_types import ChatCompletionChunk
-from service.errors import InvalidRequest, Overloaded
+from service.errors import ModelNotFound, Overloaded
 from service.models import ServedModel
 from tests.unit.served import REPOSITORY, served_model
 from tests.unit.test_chat import CALL_TEXT, Script, _body, _create, _service
@@ -168,7 +168,7 @@ async def test_errors_before_the_first_token_raise_when_awaited(
     qwen: ServedModel, qwen_tokenizer: Tokenizer
 ) -> None:
     service, engine = _service(qwen, qwen_tokenizer, Script("", error=Overloaded("queue full")))
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(ModelNotFound):
         await service.stream(_body(qwen, model="nope", stream=True))
     with pytest.raises(Overloaded):
         await service.stream(_body(qwen, stream=True))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from service.errors import InvalidRequest
+from service.errors import ModelNotFound
 from service.models import ModelRegistry
 from service.toolcalls.hermes import HermesParser
 from service.toolcalls.smollm2 import SmolLM2Parser
@@ -44,9 +44,9 @@ def test_load_two_models(tmp_path: Path) -> None:
     assert [m.id for m in registry] == [qwen.id, smol.id] and len(registry) == 2
 
 
-def test_unknown_model_is_a_400_on_model(tmp_path: Path) -> None:
+def test_unknown_model_is_a_404_on_model(tmp_path: Path) -> None:
     _copy("smollm2", tmp_path, "small", None)
-    with pytest.raises(InvalidRequest) as info:
+    with pytest.raises(ModelNotFound) as info:
         ModelRegistry.load(tmp_path, ["small"]).get("gpt-4o")
     assert (info.value.param, info.value.code) == ("model", "model_not_found")
 
