@@ -1,16 +1,16 @@
 """Function-calling benchmark: the same tool set on every request, prefix cache on vs off.
 
-One embedded Triton serves the same built model twice, ``cache`` (``prefix_cache`` 1) and
-``nocache`` (0); the chat pipeline (``ChatService``: template, tokenizer, grammar, tool-call
-parser) runs in this process over ``TritonEngine``, so each request takes the user's path minus
-HTTP. Every request sends the same 4 tools and one of 8 questions (``tool_choice`` auto,
-temperature 0). Rounds interleave the modes at each concurrency (c=1: the 8 questions one
-after another; c=16: 16 requests at once), so both see the same load. Prints a Markdown table:
-p50/p95 latency, time to first token, requests/s, decode tok/s, prefix-cache hit rate (prompt
-tokens served from the cache), and how many answers were the expected call; with the CPU model
-and load average.
+One embedded Triton serves each built model (``--model``, repeatable: e.g. an int8 and an int4
+build side by side) twice, with ``prefix_cache`` 1 and 0; the chat pipeline (``ChatService``:
+template, tokenizer, grammar, tool-call parser) runs in this process over ``TritonEngine``, so
+each request takes the user's path minus HTTP. Every request sends the same 4 tools and one of
+8 questions (``tool_choice`` auto, temperature 0). Rounds interleave the modes at each
+concurrency (c=1: the 8 questions one after another; c=16: 16 requests at once), so all see
+the same load. Prints a Markdown table: p50/p95 latency, time to first token, requests/s,
+decode tok/s, prefix-cache hit rate (prompt tokens served from the cache), and how many answers
+were the expected call; with the CPU model and load average.
 
-Run: ``python scripts/bench_fncall.py [--model qwen2.5-coder-0.5b-instruct] [--rounds 3]``
+Run: ``python scripts/bench_fncall.py [--model qwen2.5-coder-0.5b-instruct ...] [--rounds 3]``
 """
 
 from __future__ import annotations
@@ -43,7 +43,26 @@ from service.models import ModelRegistry, ServedModel
 from service.runtime.onnx_decoder import physical_cores
 
 REPOSITORY = Path(__file__).resolve().parents[1] / "model_repository"
-MODES = {"cache": 1, "nocache": 0}
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One served configuration: a built model with the prefix cache on or off."""
+
+    name: str  # the Triton model (and the ChatService model id)
+    artifacts: Path  # the built model's version directory
+    model: str  # card name and precision, for the table
+    prefix_cache: int
+
+
+def modes_of(artifacts: Sequence[Path]) -> list[Mode]:
+    """Each built model with the cache on, then off."""
+    modes = []
+    for i, path in enumerate(artifacts):
+        card = json.loads((path / "model_card.json").read_text(encoding="utf-8"))
+        label = f"{card['name']} ({card['precision']})"
+        modes += [Mode(f"m{i}_cache", path, label, 1), Mode(f"m{i}_nocache", path, label, 0)]
+    return modes
 
 
 def _tool(name: str, description: str, properties: dict[str, Any]) -> dict[str, Any]:
@@ -251,22 +270,22 @@ def find_model(card_name: str) -> Path:
 
 
 async def bench(
-    url: str, repository: Path, levels: list[int], rounds: int, max_tokens: int
-) -> dict[tuple[str, int], Cell]:
+    url: str, repository: Path, modes: list[Mode], levels: list[int], rounds: int, max_tokens: int
+) -> dict[tuple[Mode, int], Cell]:
     engine = TritonEngine(url)
     models = []
-    for mode in MODES:
-        model = ServedModel.load(repository / mode / "1", mode)
-        models.append(dataclasses.replace(model, id=mode))
+    for mode in modes:
+        model = ServedModel.load(repository / mode.name / "1", mode.name)
+        models.append(dataclasses.replace(model, id=mode.name))
     service = ChatService(ModelRegistry(models), TimedEngine(engine))  # type: ignore[arg-type]
-    cells = {(mode, level): Cell() for level in levels for mode in MODES}
+    cells = {(mode, level): Cell() for level in levels for mode in modes}
     try:
-        for mode in MODES:  # warm-up: sessions, grammar compiler; fills the cache once
-            await one_request(service, mode, 0, max_tokens)
+        for mode in modes:  # warm-up: sessions, grammar compiler; fills the cache once
+            await one_request(service, mode.name, 0, max_tokens)
         for done in range(1, rounds + 1):
             for level in levels:
-                for mode in MODES:
-                    await run_level(service, mode, level, max_tokens, cells[(mode, level)])
+                for mode in modes:
+                    await run_level(service, mode.name, level, max_tokens, cells[(mode, level)])
             print(f"after round {done}:", file=sys.stderr)
             print_table(cells, sys.stderr)
     finally:
@@ -274,21 +293,26 @@ async def bench(
     return cells
 
 
-def print_table(cells: dict[tuple[str, int], Cell], out: TextIO) -> None:
-    header = ["prefix cache", "concurrency", "requests", "p50 s", "p95 s", "TTFT p50 ms"]
+def print_table(cells: dict[tuple[Mode, int], Cell], out: TextIO) -> None:
+    header = ["model", "prefix cache", "concurrency", "requests", "p50 s", "p95 s", "TTFT p50 ms"]
     header += ["requests/s", "decode tok/s", "cache hit", "correct calls"]
     print("| " + " | ".join(header) + " |", file=out)
     print("|" + "---|" * len(header), file=out)
     for (mode, level), cell in cells.items():
         if cell.samples:
             row = " | ".join(cell.cells())
-            on = "on" if MODES[mode] else "off"
-            print(f"| {on} | {level} | {len(cell.samples)} | {row} |", file=out, flush=True)
+            on = "on" if mode.prefix_cache else "off"
+            line = f"| {mode.model} | {on} | {level} | {len(cell.samples)} | {row} |"
+            print(line, file=out, flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="qwen2.5-coder-0.5b-instruct", help="card name")
+    parser.add_argument(
+        "--model",
+        action="append",
+        help="card name of a built model (repeatable; default: qwen2.5-coder-0.5b-instruct)",
+    )
     parser.add_argument("--concurrency", default="1,16")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=128)
@@ -297,24 +321,24 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     threads = args.threads or physical_cores()
     levels = [int(c) for c in args.concurrency.split(",")]
-    artifacts = find_model(args.model)
+    modes = modes_of([find_model(name) for name in args.model or ["qwen2.5-coder-0.5b-instruct"]])
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
-        for mode, on in MODES.items():
+        for mode in modes:
             parameters = {
                 "max_active_sequences": max(levels),
                 "max_seq_len": 1024,
                 "intra_op_threads": threads,
-                "prefix_cache": on,
+                "prefix_cache": mode.prefix_cache,
             }
-            stage_model(artifacts, Path(tmp), mode, parameters)
-        with TritonLauncher(Path(tmp), list(MODES)) as launcher:
+            stage_model(mode.artifacts, Path(tmp), mode.name, parameters)
+        with TritonLauncher(Path(tmp), [mode.name for mode in modes]) as launcher:
             cells = asyncio.run(
-                bench(launcher.grpc_url, Path(tmp), levels, args.rounds, args.max_tokens)
+                bench(launcher.grpc_url, Path(tmp), modes, levels, args.rounds, args.max_tokens)
             )
     load_after = os.getloadavg()
     print(
-        f"\n{args.model}, {cpu_model()}, {threads} ORT threads; 4 tools, 8 questions, "
+        f"\n{cpu_model()}, {threads} ORT threads; 4 tools, 8 questions, "
         f"tool_choice auto, temperature 0, max_tokens {args.max_tokens}; {args.rounds} "
         f"interleaved rounds; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after"
     )
