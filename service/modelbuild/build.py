@@ -54,7 +54,7 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 
-CONVERTER_VERSION = 2  # bump when the artifacts for the same inputs change
+CONVERTER_VERSION = 3  # bump when the artifacts for the same inputs change
 STAMP_FILE = "build_stamp.json"
 ARTIFACTS = (ONNX_FILE, f"{ONNX_FILE}.data", TOKENIZER_FILE, CHAT_TEMPLATE_FILE, CARD_FILE)
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "model_repository" / "llm"
@@ -119,19 +119,29 @@ def build_model(options: BuildOptions, progress: Progress) -> BuildResult:
 def _precision(
     options: BuildOptions, source: ModelSource, target: Path, progress: Progress
 ) -> Precision:
-    """The precision to build: as asked, or for ``auto`` the current entry's int8 or int4 (so
-    a rebuild keeps what this CPU was measured to prefer), else what ``pick_precision``
-    measures (also with ``--force``)."""
+    """The precision to build: as asked, or for ``auto`` the int8 or int4 the entry was built
+    with from this source (so later builds, converter upgrades included, keep what this CPU
+    was measured to prefer), else what ``pick_precision`` measures (also with ``--force``)."""
     if options.precision != "auto":
         return options.precision
     if not options.force:
-        for precision in AUTO_PRECISIONS:
-            if _current_card(target, _stamp(source, precision)) is not None:
-                progress(
-                    f"precision auto: the current entry is {precision} (--force measures again)"
-                )
-                return precision
+        kept = _recorded_precision(target, source)
+        if kept is not None:
+            progress(f"precision auto: the entry was built {kept} (--force measures again)")
+            return kept
     return pick_precision(progress)
+
+
+def _recorded_precision(target: Path, source: ModelSource) -> Precision | None:
+    """The int8 or int4 recorded in ``target``'s stamp for this source, if any."""
+    try:
+        recorded = json.loads((target / "1" / STAMP_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(recorded, dict) or recorded.get("source_sha256") != source.sha256:
+        return None
+    precision = recorded.get("precision")
+    return next((p for p in AUTO_PRECISIONS if p == precision), None)
 
 
 def _stamp(source: ModelSource, precision: str) -> dict[str, Any]:

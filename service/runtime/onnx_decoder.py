@@ -27,6 +27,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_PREFILL_CHUNK = 512
 DEFAULT_MAX_GAP = 4
+# Rows x padded length of one batched prefill call at most: ORT's CPU attention (GEMM path)
+# materializes rows x heads x length^2 scores, and 16 x 400 tokens in one call prefilled 25 %
+# slower than in calls of this size (docs/onnx_model.md).
+DEFAULT_PREFILL_GROUP_TOKENS = 2048
 _ROTARY_INITIALIZER = "rotary.cos"
 
 
@@ -67,6 +71,7 @@ class OnnxDecoder:
         intra_op_threads: int | None = None,
         prefill_chunk: int = DEFAULT_PREFILL_CHUNK,
         max_gap: int = DEFAULT_MAX_GAP,
+        prefill_group_tokens: int = DEFAULT_PREFILL_GROUP_TOKENS,
     ) -> None:
         model_path = Path(model_path)
         limit = _rotary_positions(model_path)
@@ -76,6 +81,7 @@ class OnnxDecoder:
         self._max_seq_len = max_seq_len
         self._prefill_chunk = max(1, prefill_chunk)
         self._max_gap = max_gap
+        self._prefill_group_tokens = prefill_group_tokens
         self._session, self._device = _open_session(model_path, provider, intra_op_threads)
         self._binding = self._session.io_binding()
         self._bound_block: tuple[int, int] | None = None
@@ -244,10 +250,15 @@ class OnnxDecoder:
         self, slots: Sequence[int], tokens: Sequence[Sequence[int]], rows: list[int]
     ) -> list[list[int]]:
         """Prefill rows by slot; runs of adjacent fresh slots whose prompts fit one chunk
-        are grouped (one padded call), every other row stands alone (chunked)."""
+        are grouped (one padded call of at most ``prefill_group_tokens`` rows x length), every
+        other row stands alone (chunked)."""
 
         def batchable(row: int) -> bool:
             return self._lengths[slots[row]] == 0 and len(tokens[row]) <= self._prefill_chunk
+
+        def fits(group: list[int], row: int) -> bool:
+            longest = max(len(tokens[r]) for r in (*group, row))
+            return (len(group) + 1) * longest <= self._prefill_group_tokens
 
         groups: list[list[int]] = []
         for row in sorted(rows, key=lambda r: slots[r]):
@@ -257,6 +268,7 @@ class OnnxDecoder:
                 and batchable(row)
                 and batchable(last)
                 and slots[row] == slots[last] + 1
+                and fits(groups[-1], row)
             ):
                 groups[-1].append(row)
             else:

@@ -157,7 +157,7 @@ def test_rerun_is_current_and_skips_conversion(
 
 
 def test_auto_precision_is_measured_once_then_kept(
-    tmp_path: Path, template_dir: Path, converter: FakeConverter
+    tmp_path: Path, template_dir: Path, converter: FakeConverter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     converter.probes = ["int4", "int8", "int8"]
     first = build_model(_options(tmp_path, template_dir), _quiet)
@@ -165,14 +165,17 @@ def test_auto_precision_is_measured_once_then_kept(
     messages: list[str] = []
     again = build_model(_options(tmp_path, template_dir), messages.append)
     assert not again.rebuilt and converter.probed == 1 and converter.exports == 1
-    assert "precision auto: the current entry is int4 (--force measures again)" in messages
+    assert "precision auto: the entry was built int4 (--force measures again)" in messages
+    monkeypatch.setattr(build, "CONVERTER_VERSION", build.CONVERTER_VERSION + 1)
+    upgraded = build_model(_options(tmp_path, template_dir), _quiet)  # reconverts, same width
+    assert upgraded.rebuilt and converter.probed == 1
+    assert ModelCard.load(upgraded.model_dir / "1").precision == "int4"
     forced = build_model(_options(tmp_path, template_dir, force=True), _quiet)
     assert forced.rebuilt and converter.probed == 2
     assert ModelCard.load(forced.model_dir / "1").precision == "int8"
     asked = build_model(_options(tmp_path, template_dir, precision="int4"), _quiet)
     assert asked.rebuilt and converter.probed == 2  # an explicit precision is not measured
-    other = _options(tmp_path, template_dir, precision="fp16")
-    build_model(other, _quiet)
+    build_model(_options(tmp_path, template_dir, precision="fp16"), _quiet)
     assert build_model(_options(tmp_path, template_dir), _quiet).rebuilt  # fp16 is not auto's
     assert converter.probed == 3
 

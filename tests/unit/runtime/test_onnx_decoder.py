@@ -113,6 +113,20 @@ def test_slots_are_independent(tiny: Any) -> None:
 
 
 @pytest.mark.reference
+def test_a_burst_of_fresh_prompts_is_prefilled_in_calls_of_bounded_size(tiny: Any) -> None:
+    model_path, _ = tiny
+    longest = max(len(p) for p in PROMPTS)
+    capped = OnnxDecoder(model_path, num_slots=4, max_seq_len=64, prefill_group_tokens=2 * longest)
+    whole = OnnxDecoder(model_path, num_slots=4, max_seq_len=64)
+    sizes: list[int] = []
+    run = capped._run
+    capped._run = lambda call: sizes.append(call.count) or run(call)  # type: ignore[method-assign]
+    out = capped.step([0, 1, 2], list(PROMPTS))
+    assert sizes == [2, 1]
+    assert np.abs(out - whole.step([0, 1, 2], list(PROMPTS))).max() < 1e-5
+
+
+@pytest.mark.reference
 def test_step_rejects_bad_rows(tiny: Any) -> None:
     model_path, _ = tiny
     decoder = OnnxDecoder(model_path, num_slots=2, max_seq_len=8)
