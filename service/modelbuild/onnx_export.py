@@ -188,7 +188,7 @@ class _DecoderGraph:
         ``1/sqrt(head_dim)`` (folded into the weights and bias: exact when that is a power of
         two, as for head_dim 64) and the node runs with ``scale`` 1 and a ``qk_output`` nobody
         reads: ONNX Runtime's CPU kernel then takes its MLAS GEMM path instead of its scalar
-        flash-attention loop, 1.3-1.7x faster per decode step (docs/onnx_model.md). fp16 (the
+        flash-attention loop: attention 1.3-1.7x faster (docs/onnx_model.md). fp16 (the
         GPU precision) keeps the plain node."""
         c, p = self.cfg, f"model.layers.{i}.self_attn"
         qkv_w = np.concatenate([self.ckpt.tensor(f"{p}.{x}_proj.weight") for x in "qkv"])
