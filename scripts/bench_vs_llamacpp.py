@@ -283,8 +283,9 @@ def main() -> None:
     with fncall_service(parameters) as service, started as llama_url:
         cells = asyncio.run(bench({"fncall": service.url, "llama.cpp": llama_url}, args))
     load_after = os.getloadavg()
+    precision = ModelCard.load(find_model(MODEL)).precision
     print(
-        f"\n{MODEL}: fncall (Triton, int8 ONNX, {args.slots} slots, {threads} ORT threads) "
+        f"\n{MODEL}: fncall (Triton, {precision} ONNX, {args.slots} slots, {threads} ORT threads) "
         f"against {llama}\nCPU: {cpu_model()}, {os.cpu_count()} logical cores; load average "
         f"{load_before[0]:.1f} before, {load_after[0]:.1f} after; {args.rounds} interleaved "
         f"rounds, temperature 0 (throughput: median round; latency: p50 over all rounds)\n"

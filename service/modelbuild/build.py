@@ -54,7 +54,7 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 
-CONVERTER_VERSION = 3  # bump when the artifacts for the same inputs change
+CONVERTER_VERSION = 4  # bump when the artifacts for the same inputs change
 STAMP_FILE = "build_stamp.json"
 ARTIFACTS = (ONNX_FILE, f"{ONNX_FILE}.data", TOKENIZER_FILE, CHAT_TEMPLATE_FILE, CARD_FILE)
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "model_repository" / "llm"

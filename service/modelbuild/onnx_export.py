@@ -53,6 +53,16 @@ def present_names(layer: int) -> tuple[str, str]:
     return f"present.{layer}.key", f"present.{layer}.value"
 
 
+def scores_name(layer: int) -> str:
+    """Graph output name of one layer's attention scores (CPU precisions: write-only scratch)."""
+    return f"attention_scores.{layer}"
+
+
+def uses_gemm_attention(precision: str) -> bool:
+    """Whether the graph's attention takes ONNX Runtime's CPU GEMM path (see ``_attention``)."""
+    return precision != "fp16"
+
+
 def rotary_cache(config: ModelConfig) -> tuple[np.ndarray, np.ndarray]:
     """``cos``/``sin`` tables ``[context_length, head_dim / 2]``, computed as transformers does."""
     inv_freq = base_inv_freq(config.head_dim, config.rope_theta)
@@ -188,15 +198,17 @@ class _DecoderGraph:
         ``1/sqrt(head_dim)`` (folded into the weights and bias: exact when that is a power of
         two, as for head_dim 64) and the node runs with ``scale`` 1 and a ``qk_output`` nobody
         reads: ONNX Runtime's CPU kernel then takes its MLAS GEMM path instead of its scalar
-        flash-attention loop: attention 1.3-1.7x faster (docs/onnx_model.md). fp16 (the
-        GPU precision) keeps the plain node."""
+        flash-attention loop: attention 1.3-1.7x faster (docs/onnx_model.md). The scores are a
+        graph output (``attention_scores.{i}``) so that the runtime binds them all to one
+        scratch buffer instead of ORT's arena holding every layer's. fp16 (the GPU precision)
+        keeps the plain node."""
         c, p = self.cfg, f"model.layers.{i}.self_attn"
         qkv_w = np.concatenate([self.ckpt.tensor(f"{p}.{x}_proj.weight") for x in "qkv"])
         qkv_b = None
         if c.attention_bias:
             qkv_b = np.concatenate([self.ckpt.tensor(f"{p}.{x}_proj.bias") for x in "qkv"])
         scale = 1.0 / math.sqrt(c.head_dim)
-        gemm_path = self.precision != "fp16"
+        gemm_path = uses_gemm_attention(self.precision)
         if gemm_path:
             q_rows = c.num_heads * c.head_dim
             qkv_w[:q_rows] *= scale
@@ -217,6 +229,8 @@ class _DecoderGraph:
             **({"qk_output": QK_BEFORE_SOFTMAX} if gemm_path else {}),
         )
         self.nodes[-1].output[1:3] = list(present_names(i))
+        if gemm_path:
+            self.nodes[-1].output[3] = scores_name(i)
         o_bias_name = f"{p}.o_proj.bias"
         o_bias = self.ckpt.tensor(o_bias_name) if o_bias_name in self._names else None
         return self.linear(
@@ -288,6 +302,11 @@ class _DecoderGraph:
         values = [_value_info("logits", TensorProto.FLOAT, ["batch", c.vocab_size])]
         for i in range(c.num_layers):
             values += [_value_info(n, self.act_type, kv_shape) for n in present_names(i)]
+        if uses_gemm_attention(self.precision):
+            shape: list[str | int] = ["batch", c.num_heads, "sequence", "total_sequence"]
+            values += [
+                _value_info(scores_name(i), TensorProto.FLOAT, shape) for i in range(c.num_layers)
+            ]
         return values
 
 
@@ -351,6 +370,14 @@ def _facts(
         "outputs": {
             "logits": "float32 [batch, vocab]",
             "present.{i}.key|value": f"{kv_dtype} (bind to the same buffer as past: shared)",
+            **(
+                {
+                    "attention_scores.{i}": "float32 [batch, heads, sequence, total] "
+                    "(write-only scratch: bind every layer's to one buffer)"
+                }
+                if uses_gemm_attention(precision)
+                else {}
+            ),
         },
         "num_layers": cfg.num_layers,
         "num_kv_heads": cfg.num_kv_heads,

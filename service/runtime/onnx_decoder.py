@@ -85,6 +85,7 @@ class OnnxDecoder:
         self._session, self._device = _open_session(model_path, provider, intra_op_threads)
         self._binding = self._session.io_binding()
         self._bound_block: tuple[int, int] | None = None
+        self._scores: np.ndarray = np.empty(0, dtype=np.float32)  # see _bind_scores
         self._lengths = np.zeros(num_slots, dtype=np.int64)
         self._describe_graph()
         self._allocate_cache()
@@ -220,8 +221,28 @@ class OnnxDecoder:
         binding.bind_cpu_input("total_sequence_length", total)
         binding.bind_cpu_input("logits_index", call.logits_index)
         self._bind_block(call.start, call.count)
+        self._bind_scores(call.count, call.input_ids.shape[1], int(total))
         self._session.run_with_iobinding(binding)
         return self._logits[: call.count]
+
+    def _bind_scores(self, count: int, sequence: int, total: int) -> None:
+        """Every layer's attention scores (graphs on ORT's CPU GEMM attention path: write-only,
+        never read) into one scratch buffer of this call's shape, so that memory holds one
+        layer's scores instead of ORT's arena keeping all of them; grown when a call needs
+        more, at most heads x prefill tokens x context."""
+        if not self._score_outputs:
+            return
+        if self._device != "cpu":
+            for name in self._score_outputs:
+                self._binding.bind_output(name, self._device)
+            return
+        shape = [count, self._num_heads, sequence, total]
+        need = count * self._num_heads * sequence * total
+        if self._scores.size < need:
+            self._scores = np.empty(need, dtype=np.float32)
+        address = self._scores.ctypes.data
+        for name in self._score_outputs:
+            self._binding.bind_output(name, "cpu", 0, np.float32, shape, address)
 
     def _bind_block(self, start: int, count: int) -> None:
         """Bind past and present of slots ``start .. start + count`` to the same memory, and the
@@ -320,8 +341,12 @@ class OnnxDecoder:
         self._kv_dtype: type[np.generic] = (
             np.float16 if past.type == "tensor(float16)" else np.float32
         )
-        logits = next(m for m in self._session.get_outputs() if m.name == "logits")
+        outputs = self._session.get_outputs()
+        logits = next(m for m in outputs if m.name == "logits")
         self._vocab_size = int(logits.shape[1])
+        scores = [m for m in outputs if m.name.startswith("attention_scores.")]
+        self._score_outputs = [m.name for m in scores]
+        self._num_heads = int(scores[0].shape[1]) if scores else 0
 
     def _allocate_cache(self) -> None:
         """One ``[num_slots, kv_heads, max_seq, head_dim]`` buffer per layer and kind."""

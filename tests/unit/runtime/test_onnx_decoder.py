@@ -127,6 +127,19 @@ def test_a_burst_of_fresh_prompts_is_prefilled_in_calls_of_bounded_size(tiny: An
 
 
 @pytest.mark.reference
+def test_attention_scores_of_every_layer_share_one_scratch_buffer(tiny: Any) -> None:
+    model_path, _ = tiny
+    decoder = OnnxDecoder(model_path, num_slots=2, max_seq_len=64)
+    prompt = PROMPTS[0]
+    decoder.step([0], [prompt])
+    heads = decoder._num_heads
+    assert len(decoder._score_outputs) == decoder._num_layers and heads > 0
+    assert decoder._scores.size == heads * len(prompt) ** 2  # one layer's, not every layer's
+    decoder.step([0, 1], [[5], [6]])
+    assert decoder._scores.size == heads * len(prompt) ** 2  # decode rows fit in it
+
+
+@pytest.mark.reference
 def test_step_rejects_bad_rows(tiny: Any) -> None:
     model_path, _ = tiny
     decoder = OnnxDecoder(model_path, num_slots=2, max_seq_len=8)
