@@ -89,6 +89,9 @@ class OnnxDecoder:
         self._lengths = np.zeros(num_slots, dtype=np.int64)
         self._describe_graph()
         self._allocate_cache()
+        if self._device != "cpu":  # ORT allocates the scores there (see _bind_scores)
+            for name in self._score_outputs:
+                self._binding.bind_output(name, self._device)
         logger.info(
             "OnnxDecoder %s on %s: %d slots x %d tokens, %d layers, KV %s (%.0f MiB)",
             model_path,
@@ -229,12 +232,9 @@ class OnnxDecoder:
         """Every layer's attention scores (graphs on ORT's CPU GEMM attention path: write-only,
         never read) into one scratch buffer of this call's shape, so that memory holds one
         layer's scores instead of ORT's arena keeping all of them; grown when a call needs
-        more, at most heads x prefill tokens x context."""
-        if not self._score_outputs:
-            return
-        if self._device != "cpu":
-            for name in self._score_outputs:
-                self._binding.bind_output(name, self._device)
+        more, at most heads x prefill tokens x context. Off the CPU they stay bound to ORT's
+        own allocation (``__init__``)."""
+        if not self._score_outputs or self._device != "cpu":
             return
         shape = [count, self._num_heads, sequence, total]
         need = count * self._num_heads * sequence * total
